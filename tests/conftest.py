@@ -1,0 +1,8 @@
+"""Shared test configuration: every async test runs on asyncio through anyio's pytest plugin."""
+
+import pytest
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
