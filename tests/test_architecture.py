@@ -1,0 +1,103 @@
+"""The import rules of the design (§7), checked over the source so that a shortcut fails CI.
+
+Imports point down: `__main__` → server → tools/resources → watch → client → models/errors/config.
+The client never imports `mcp`; only `__main__` imports the sandbox; the sandbox is an independent
+reading of the API and imports none of the client's modules; nothing imports the official SDK.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "onepin_mcp"
+CLIENT_SIDE = ("config", "errors", "models", "client")
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, module: str | None = None) -> set[str]:
+    """Absolute names of every module that `path` imports, relative imports resolved."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = module or _module_name(path)
+    if path.name != "__init__.py":
+        package = package.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                stem = ".".join([*base, node.module] if node.module else base)
+            else:
+                stem = node.module or ""
+            found.add(stem)
+            found.update(f"{stem}.{alias.name}" for alias in node.names)
+    return found
+
+
+SOURCES = sorted(PACKAGE.rglob("*.py"))
+
+
+def _is_under(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def test_the_import_scanner_resolves_relative_and_absolute_imports(tmp_path: Path) -> None:
+    # The rules below are only as good as the scanner, so it is checked on a known file.
+    probe = tmp_path / "app.py"
+    probe.write_text(
+        "import mcp.server\nfrom ..client import OnePinClient\nfrom . import store\n"
+        "def later():\n    from onepin import types\n",
+        encoding="utf-8",
+    )
+    names = _imports(probe, module="onepin_mcp.sandbox.app")
+    assert {"mcp.server", "onepin_mcp.client", "onepin_mcp.client.OnePinClient"} <= names
+    assert {"onepin_mcp.sandbox", "onepin_mcp.sandbox.store", "onepin.types"} <= names
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: _module_name(p))
+def test_no_module_imports_the_official_onepin_sdk(path: Path) -> None:
+    assert not any(_is_under(n, "onepin") for n in _imports(path))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in SOURCES if _module_name(p).split(".")[-1] in CLIENT_SIDE],
+    ids=lambda p: _module_name(p),
+)
+def test_the_client_side_imports_neither_mcp_nor_the_sandbox(path: Path) -> None:
+    bad = {n for n in _imports(path) if _is_under(n, "mcp") or _is_under(n, "onepin_mcp.sandbox")}
+    assert not bad, f"{_module_name(path)} imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in SOURCES if _is_under(_module_name(p), "onepin_mcp.sandbox")],
+    ids=lambda p: _module_name(p),
+)
+def test_the_sandbox_is_an_independent_reading_of_the_api(path: Path) -> None:
+    forbidden = [f"onepin_mcp.{m}" for m in CLIENT_SIDE] + ["mcp"]
+    bad = {n for n in _imports(path) for f in forbidden if _is_under(n, f)}
+    assert not bad, f"{_module_name(path)} imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        p
+        for p in SOURCES
+        if not _is_under(_module_name(p), "onepin_mcp.sandbox")
+        and _module_name(p) != "onepin_mcp.__main__"
+    ],
+    ids=lambda p: _module_name(p),
+)
+def test_only_the_command_line_imports_the_sandbox(path: Path) -> None:
+    assert not any(_is_under(n, "onepin_mcp.sandbox") for n in _imports(path))
