@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import os
-import re
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
 
 from onepin_mcp import __version__
-
-ANNOUNCED_URL = re.compile(r"ONEPIN_BASE_URL=(http://127\.0\.0\.1:\d+)")
-ANNOUNCED_KEY = re.compile(r"ONEPIN_API_KEY=(op_live_[A-Za-z0-9]{32})")
+from tests.support.sandbox_process import ServedSandbox, start_sandbox, stop_sandbox
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -51,54 +45,35 @@ def test_a_malformed_sandbox_key_is_refused_without_echoing_it() -> None:
     assert bad_key not in done.stderr + done.stdout
 
 
-@dataclass
-class ServedSandbox:
-    process: subprocess.Popen[str]
-    base_url: str
-    key: str
-    announcement: str
-
-
-def _start_sandbox(*args: str) -> ServedSandbox:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "onepin_mcp", "sandbox", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stderr is not None
-    seen: list[str] = []
-    url = key = None
-    # Reading the pipe blocks until the child writes; the child announces itself once it listens.
-    for line in process.stderr:
-        seen.append(line)
-        url = url or (m.group(1) if (m := ANNOUNCED_URL.search(line)) else None)
-        key = key or (m.group(1) if (m := ANNOUNCED_KEY.search(line)) else None)
-        if url and key:
-            break
-    if not (url and key):
-        process.kill()
-        raise AssertionError("sandbox did not announce its URL and key:\n" + "".join(seen))
-    return ServedSandbox(process, url, key, "".join(seen))
+@pytest.mark.parametrize("speed", ["0", "-1", "fast"])
+def test_a_speed_that_is_not_a_positive_number_is_a_usage_error(speed: str) -> None:
+    done = _run("sandbox", "--speed", speed)
+    assert done.returncode == 2
+    assert "--speed" in done.stderr
 
 
 @pytest.fixture
 def served() -> Iterator[ServedSandbox]:
-    sandbox = _start_sandbox("--manual-clock")
+    sandbox = start_sandbox("--manual-clock")
     try:
         yield sandbox
     finally:
-        if sandbox.process.poll() is None:
-            sandbox.process.kill()
-        sandbox.process.communicate(timeout=30)
+        # One test ends the process itself, with SIGTERM.
+        stop_sandbox(sandbox, expect_running=False)
 
 
-def test_the_sandbox_command_serves_the_api_on_loopback_and_announces_how_to_use_it(
+def test_the_sandbox_command_announces_pasteable_settings_and_serves_on_loopback(
     served: ServedSandbox,
 ) -> None:
-    headers = {"Authorization": f"Bearer {served.key}"}
-    response = httpx.get(f"{served.base_url}/api/v1/auth/whoami", headers=headers, timeout=30)
+    announcement = "".join(served.stderr_lines)
+    assert f"export ONEPIN_BASE_URL={served.base_url}\n" in announcement
+    assert f"export ONEPIN_API_KEY={served.key}\n" in announcement
+    assert served.base_url.startswith("http://127.0.0.1:")
+    response = httpx.get(
+        f"{served.base_url}/api/v1/auth/whoami",
+        headers={"Authorization": f"Bearer {served.key}"},
+        timeout=30,
+    )
     assert response.status_code == 200
     assert response.json()["data"]["auth_kind"] == "api_key"
 
@@ -108,15 +83,14 @@ def test_the_sandbox_stops_cleanly_on_sigterm_and_never_writes_to_stdout(
 ) -> None:
     httpx.get(f"{served.base_url}/api/v1/nodes", timeout=30).raise_for_status()
     served.process.send_signal(signal.SIGTERM)
-    stdout, _ = served.process.communicate(timeout=30)
-    assert served.process.returncode == 0
-    assert stdout == ""
+    assert served.process.wait(timeout=30) == 0
+    assert served.stdout_text() == ""
 
 
 def test_a_sandbox_started_with_keys_accepts_only_those_keys() -> None:
     allowed = "op_live_" + "A" * 32
     other = "op_live_" + "B" * 32
-    sandbox = _start_sandbox("--manual-clock", "--api-key", allowed)
+    sandbox = start_sandbox("--manual-clock", "--api-key", allowed)
     try:
         assert sandbox.key == allowed
         url = f"{sandbox.base_url}/api/v1/auth/whoami"
@@ -124,7 +98,6 @@ def test_a_sandbox_started_with_keys_accepts_only_those_keys() -> None:
         refused = httpx.get(url, headers={"Authorization": f"Bearer {other}"}, timeout=30)
         assert ok.status_code == 200
         assert refused.status_code == 401
-        assert "error" in json.loads(refused.text)
+        assert refused.json()["error"]["code"]
     finally:
-        sandbox.process.kill()
-        sandbox.process.communicate(timeout=30)
+        stop_sandbox(sandbox)

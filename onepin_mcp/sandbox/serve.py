@@ -108,8 +108,8 @@ def serve(
     # must show whatever the logging configuration is. The key is a sandbox key, meant to be seen.
     sys.stderr.write(
         f"OnePin sandbox at {url} ({clock})\n"
-        f"  ONEPIN_BASE_URL={url}\n"
-        f"  ONEPIN_API_KEY={app.example_key}\n"
+        f"  export ONEPIN_BASE_URL={url}\n"
+        f"  export ONEPIN_API_KEY={app.example_key}\n"
     )
     sys.stderr.flush()
     if ready is not None:

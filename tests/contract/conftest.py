@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from tests.support.sandbox_process import ServedSandbox, start_sandbox, stop_sandbox
+
 from .calls import BASE_URL, CHECKED, Api
-from .loopback import ServedSandbox, start_sandbox, stop_sandbox
 
 if TYPE_CHECKING:
     from onepin_mcp.sandbox import Sandbox

@@ -55,8 +55,7 @@ import httpx
 import pytest
 
 from onepin_mcp.sandbox import seed
-
-from .loopback import ServedSandbox, sibling_script, start_sandbox, stop_sandbox
+from tests.support.sandbox_process import ServedSandbox, sibling_script, start_sandbox, stop_sandbox
 
 COMMAND_TIMEOUT_S = 60
 WATCH_TIMEOUT_S = 120

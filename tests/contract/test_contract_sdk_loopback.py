@@ -23,8 +23,7 @@ from onepin.core.api_error import ApiError
 from onepin.types import WorkflowRunStartIn
 
 from onepin_mcp.sandbox import seed
-
-from .loopback import ServedSandbox
+from tests.support.sandbox_process import ServedSandbox
 
 pytestmark = pytest.mark.anyio
 

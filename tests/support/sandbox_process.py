@@ -1,4 +1,4 @@
-"""`onepin-mcp sandbox` as a real process on a loopback socket, for the official SDK and CLI.
+"""`onepin-mcp sandbox` as a real process on a loopback socket, for the CLI, SDK and contract tests.
 
 The process is started exactly as a user starts it (the console script, falling back to
 ``python -m onepin_mcp`` when the script is not beside the interpreter), on port 0. Its stderr is
@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -47,6 +48,12 @@ class ServedSandbox:
     key: str
     stderr_lines: list[str] = field(default_factory=list)
     reader: threading.Thread | None = None
+    # A file rather than a pipe: nothing drains stdout, and the command must never write there.
+    stdout_file: Any = None
+
+    def stdout_text(self) -> str:
+        self.stdout_file.seek(0)
+        return str(self.stdout_file.read())
 
     def stderr_tail(self, lines: int = 60) -> str:
         return "".join(self.stderr_lines[-lines:])
@@ -68,10 +75,12 @@ class ServedSandbox:
 
 
 def start_sandbox(*args: str, deadline_s: float = START_DEADLINE_S) -> ServedSandbox:
+    # Closed by stop_sandbox (or below, when the start fails).
+    stdout_file = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115
     process = subprocess.Popen(
         sandbox_command(*args),
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
+        stdout=stdout_file,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -99,6 +108,7 @@ def start_sandbox(*args: str, deadline_s: float = START_DEADLINE_S) -> ServedSan
             line = None
         if line is None:
             _terminate(process, reader)
+            stdout_file.close()
             raise AssertionError(
                 f"`{' '.join(sandbox_command(*args))}` did not announce ONEPIN_BASE_URL and "
                 f"ONEPIN_API_KEY within {deadline_s} s (exit code {process.returncode}); "
@@ -106,13 +116,15 @@ def start_sandbox(*args: str, deadline_s: float = START_DEADLINE_S) -> ServedSan
             )
         url = url or (m.group(1).rstrip("/") if (m := ANNOUNCED_URL.search(line)) else None)
         key = key or (m.group(1) if (m := ANNOUNCED_KEY.search(line)) else None)
-    return ServedSandbox(process, url, key, lines, reader)
+    return ServedSandbox(process, url, key, lines, reader, stdout_file)
 
 
-def stop_sandbox(served: ServedSandbox) -> None:
-    """Stop the process; fail loudly if it had already died on its own."""
-    died_early = served.process.poll()
+def stop_sandbox(served: ServedSandbox, *, expect_running: bool = True) -> None:
+    """Stop the process; fail loudly if it had already died on its own (unless a test ended it)."""
+    died_early = served.process.poll() if expect_running else None
     _terminate(served.process, served.reader)
+    if served.stdout_file is not None:
+        served.stdout_file.close()
     assert died_early is None, (
         f"the sandbox process exited on its own with code {died_early}; stderr:\n"
         f"{served.stderr_tail()}"
