@@ -1,0 +1,144 @@
+"""What an agent is told when a OnePin call fails: what happened, and what to do next.
+
+The one place where a client error becomes agent-facing text. Tools wrap the text in a
+`ToolError` and resources in a `ResourceError`; neither side words failures on its own, so a
+401 reads the same whichever surface met it. No `mcp` import here: this is plain wording.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from onepin_mcp.errors import (
+    OnePinAPIError,
+    OnePinAuthConfigError,
+    OnePinError,
+    OnePinInputError,
+    OnePinResponseError,
+    OnePinTimeoutError,
+    OnePinTransportError,
+)
+
+KEY_HELP = (
+    "Set ONEPIN_API_KEY to an op_live_ key from https://app.onepin.ai/workspace/~/settings/api "
+    "(or run `onepin login`) in the MCP server's configuration, then restart the server."
+)
+
+# Which tool lists valid values for an id argument: the next step after a 404 or a bad id.
+LISTING_TOOL = {
+    "workflow_id": "list_workflows",
+    "run_id": "list_runs",
+    "node_id": "get_workflow",
+    "audio_id": "get_run_data",
+}
+
+
+def explain(error: OnePinError, arguments: Mapping[str, Any] | None = None) -> str:
+    """One paragraph for the agent: the failure, OnePin's own words and ids, and the next step."""
+    arguments = arguments or {}
+    if isinstance(error, OnePinAuthConfigError):
+        return f"No OnePin API key is configured. {KEY_HELP}"
+    if isinstance(error, OnePinInputError):
+        return _bad_argument(error)
+    if isinstance(error, OnePinAPIError):
+        return _api_failure(error, arguments)
+    if isinstance(error, OnePinTransportError):
+        return _transport_failure(error)
+    if isinstance(error, OnePinResponseError):
+        return (
+            f"OnePin sent a response this server could not read ({error.problem}; "
+            f"{_request_id(error.request_id)}). Try again; if it persists, the API may have "
+            "changed: report it with the request id."
+        )
+    return f"The OnePin call failed: {error}"
+
+
+def _bad_argument(error: OnePinInputError) -> str:
+    text = f"Invalid argument {error.argument}: {error.problem}."
+    lister = LISTING_TOOL.get(error.argument)
+    if lister:
+        text += f" Call {lister} to find valid values."
+    return text + " Nothing was sent to OnePin."
+
+
+def _api_failure(error: OnePinAPIError, arguments: Mapping[str, Any]) -> str:
+    head = f"OnePin answered {error.status} {error.code}: {error.message}"
+    if not head.endswith((".", "!", "?")):
+        head += "."
+    return f"{head} ({_request_id(error.request_id)}) {_next_step(error, arguments)}".rstrip()
+
+
+def _next_step(error: OnePinAPIError, arguments: Mapping[str, Any]) -> str:
+    status = error.status
+    if status == 401:
+        return f"The API key was refused. {KEY_HELP}"
+    if status == 403:
+        return (
+            "The API key lacks the scope or workspace role for this (see the message); "
+            "get_account shows the key's scopes. Use a key with that scope, or ask a "
+            "workspace admin for the editor role."
+        )
+    if status == 404:
+        return _not_found(error, arguments)
+    if status == 409:
+        return (
+            "The run or workflow is not in a state that allows this. Call get_run_status "
+            "(or list_runs with status=pending,running,paused for the active run) and act on "
+            "its current state."
+        )
+    if status == 402:
+        return "The balance does not cover this run: preview_run shows the cost and balance."
+    if status == 422:
+        fields = "; ".join(f"{d.field}: {d.message}" for d in error.details)
+        prefix = f"Fix these fields: {fields}. " if fields else ""
+        return prefix + "Correct the arguments and call again."
+    if status == 426:
+        return "OnePin requires a newer client: upgrade onepin-mcp."
+    if status == 429:
+        wait = f"{error.retry_after:g} s" if error.retry_after is not None else "a minute"
+        return f"Rate limited: wait {wait} before calling again."
+    if status >= 500:
+        return (
+            "OnePin had a server-side problem and retries did not help. Try again in a "
+            "minute; if it persists, report the request id."
+        )
+    return "Check the arguments and try again."
+
+
+def _not_found(error: OnePinAPIError, arguments: Mapping[str, Any]) -> str:
+    # The deepest id in the request is the likeliest culprit; name its tool and its parent.
+    if "audio_id" in arguments:
+        return "No such clip in this run. Call get_run_data to see the run's audio ids."
+    if "node_id" in arguments and "/nodes/" in error.path:
+        return (
+            "No downloadable output node with that id in this run (or it produced no audio). "
+            "Call get_workflow to see its output nodes, or omit node_id for the whole run."
+        )
+    if "run_id" in arguments:
+        workflow = arguments.get("workflow_id", "the workflow")
+        return (
+            f"No run {arguments['run_id']} in workflow {workflow}, or no such workflow. "
+            f"Call list_runs with workflow_id={workflow} for its runs."
+        )
+    if "workflow_id" in arguments:
+        return (
+            f"No workflow {arguments['workflow_id']} in this workspace (deleted, or another "
+            "workspace's). Call list_workflows for valid ids."
+        )
+    return "Call list_workflows to find valid ids."
+
+
+def _transport_failure(error: OnePinTransportError) -> str:
+    what = "did not answer in time" if isinstance(error, OnePinTimeoutError) else "was unreachable"
+    text = f"OnePin {what} ({error.method} {error.path}) after {error.attempts} attempt(s)."
+    if error.sent and error.method != "GET":
+        return (
+            f"{text} The request may have been processed. Check the current state (list_runs "
+            "or get_run_status) before trying again."
+        )
+    return f"{text} Check the network and ONEPIN_BASE_URL, then try again."
+
+
+def _request_id(request_id: str | None) -> str:
+    return f"request id {request_id}" if request_id else "no request id"

@@ -1,0 +1,21 @@
+"""Toolset `account`: who the key is, what it may do, and the credit balance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.mcpserver import Context
+
+from onepin_mcp.state import AppState
+from onepin_mcp.tools import ToolSpec, onepin, read_tool
+from onepin_mcp.views.account import AccountView
+
+
+async def get_account(ctx: Context[AppState, Any]) -> AccountView:
+    """Who the configured OnePin key belongs to: user, workspace, scopes and credit balance.
+    Call first to check access, or before starting billable runs."""
+    client = onepin(ctx)
+    return AccountView.of(await client.whoami(), await client.get_credits())
+
+
+TOOLS: tuple[ToolSpec, ...] = (read_tool(get_account, toolset="account", title="Account"),)

@@ -1,0 +1,72 @@
+"""An MCP client connected in memory to a server that talks to an in-process sandbox.
+
+`mcp_client` is parametrized over both protocol eras, so every test that uses it runs once as a
+2026-07-28 client (`auto`) and once as a 2025-11-25 client (`legacy`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from onepin_mcp.client import RetryPolicy
+from onepin_mcp.config import Settings
+from onepin_mcp.sandbox import Sandbox
+from onepin_mcp.selection import ToolSelection
+from onepin_mcp.server import OnePinServer, create_server
+
+SANDBOX_URL = "http://sandbox.onepin.test"
+
+
+async def _no_sleep(seconds: float) -> None:
+    """Retry back-off in tests is recorded by the sandbox log, never waited for."""
+
+
+NO_WAIT_RETRY = RetryPolicy(sleep=_no_sleep)
+
+
+@pytest.fixture
+def sandbox() -> Sandbox:
+    return Sandbox(manual_clock=True)
+
+
+def sandbox_settings(sandbox: Sandbox, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "api_key": sandbox.example_key,
+        "key_source": "env",
+        "base_url": SANDBOX_URL,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+ServerFactory = Callable[..., OnePinServer]
+
+
+@pytest.fixture
+def make_server(sandbox: Sandbox) -> ServerFactory:
+    """Build a server on the sandbox; keyword arguments become the ToolSelection."""
+
+    def build(*, settings: Settings | None = None, **selection: Any) -> OnePinServer:
+        return create_server(
+            settings or sandbox_settings(sandbox),
+            selection=ToolSelection(**selection),
+            transport=sandbox.transport(),
+            retry=NO_WAIT_RETRY,
+        )
+
+    return build
+
+
+@pytest.fixture(params=["auto", "legacy"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def mcp_client(make_server: ServerFactory, mode: str) -> AsyncIterator[Client]:
+    async with Client(make_server(toolsets=("all",)), mode=mode) as client:  # type: ignore[arg-type]
+        yield client
