@@ -8,6 +8,7 @@ this turns it into a `ToolError` whose text is what the model reads.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,6 +24,8 @@ from onepin_mcp.client import OnePinClient, RetryPolicy
 from onepin_mcp.config import Settings
 from onepin_mcp.errors import OnePinError
 from onepin_mcp.failures import explain
+from onepin_mcp.prompts import register_prompts
+from onepin_mcp.resources import register_resources
 from onepin_mcp.selection import ToolSelection, resolve_selection
 from onepin_mcp.state import AppState, ClientProvider, SharedClient
 
@@ -62,6 +65,12 @@ class OnePinServer(MCPServer[AppState]):
             cause = exc.__cause__
             if isinstance(cause, OnePinError):
                 raise ToolError(explain(cause, arguments)) from cause
+            raise
+        except ToolError as exc:
+            # The SDK prefixes a tool's own ToolError with "Error executing tool <name>: ";
+            # dropped, so that every failure an agent reads starts with what happened.
+            if isinstance(exc.__cause__, ToolError):
+                raise ToolError(str(exc.__cause__)) from exc.__cause__
             raise
 
 
@@ -106,7 +115,10 @@ def create_server(
             spec.fn,
             name=spec.name,
             title=spec.title,
-            description=None,
+            # Docstrings are indented source text; clients and models want it without margins.
+            description=inspect.cleandoc(spec.fn.__doc__ or ""),
             annotations=spec.annotations,
         )
+    register_resources(server)
+    register_prompts(server)
     return server

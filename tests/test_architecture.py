@@ -101,3 +101,75 @@ def test_the_sandbox_is_an_independent_reading_of_the_api(path: Path) -> None:
 )
 def test_only_the_command_line_imports_the_sandbox(path: Path) -> None:
     assert not any(_is_under(n, "onepin_mcp.sandbox") for n in _imports(path))
+
+
+# Layers of the package, lowest first: a module may import its own layer or lower ones, never
+# higher ones. (The sandbox and the official SDK are covered by the rules above.)
+LAYERS: dict[str, int] = {
+    "onepin_mcp": 0,
+    "onepin_mcp.config": 0,
+    "onepin_mcp.errors": 0,
+    "onepin_mcp.models": 0,
+    "onepin_mcp.client": 1,
+    "onepin_mcp.failures": 2,
+    "onepin_mcp.state": 2,
+    "onepin_mcp.views": 2,
+    "onepin_mcp.tools": 3,
+    "onepin_mcp.prompts": 3,
+    "onepin_mcp.resources": 3,
+    "onepin_mcp.selection": 4,
+    "onepin_mcp.server": 5,
+    "onepin_mcp.surface": 6,
+    "onepin_mcp.options": 6,
+    "onepin_mcp.doctor": 6,
+    "onepin_mcp.http": 7,
+    "onepin_mcp.__main__": 8,
+}
+
+
+def _layer(module: str) -> int | None:
+    """The layer of a module: its own entry, or its package's (views.runs is a view)."""
+    parts = module.split(".")
+    for end in range(len(parts), 0, -1):
+        name = ".".join(parts[:end])
+        if name in LAYERS and (end > 1 or module == "onepin_mcp"):
+            return LAYERS[name]
+    return None
+
+
+SERVER_SIDE = [
+    p
+    for p in SOURCES
+    if not _is_under(_module_name(p), "onepin_mcp.sandbox")
+    and _module_name(p) != "onepin_mcp.__main__"
+]
+
+
+@pytest.mark.parametrize("path", SERVER_SIDE, ids=lambda p: _module_name(p))
+def test_imports_point_down_the_layers(path: Path) -> None:
+    module = _module_name(path)
+    own = _layer(module)
+    assert own is not None, f"{module} has no layer in LAYERS: place it"
+    upward = {
+        name
+        for name in _imports(path)
+        if _is_under(name, "onepin_mcp") and (layer := _layer(name)) is not None and layer > own
+    }
+    assert not upward, f"{module} (layer {own}) imports higher layers: {sorted(upward)}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [PACKAGE / "resources.py", PACKAGE / "prompts.py"],
+    ids=lambda p: _module_name(p),
+)
+def test_resources_and_prompts_do_not_depend_on_tools(path: Path) -> None:
+    # The failure wording they share with tools lives below both, in `failures`.
+    assert not any(_is_under(n, "onepin_mcp.tools") for n in _imports(path))
+
+
+def test_the_layer_map_catches_an_upward_import(tmp_path: Path) -> None:
+    probe = tmp_path / "client.py"
+    probe.write_text("from onepin_mcp.server import create_server\n", encoding="utf-8")
+    names = _imports(probe, module="onepin_mcp.client")
+    assert any((_layer(n) or 0) > (_layer("onepin_mcp.client") or 0) for n in names)

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from onepin_mcp.tools import ToolSpec, account
+from onepin_mcp.tools import (
+    ToolSpec,
+    account,
+    catalog,
+    run_control,
+    runs,
+    workflow_admin,
+    workflows,
+)
 
 TOOLSETS: dict[str, tuple[ToolSpec, ...]] = {
     "account": account.TOOLS,
+    "workflows": workflows.TOOLS,
+    "runs": runs.TOOLS,
+    "run_control": run_control.TOOLS,
+    "workflow_admin": workflow_admin.TOOLS,
+    "catalog": catalog.TOOLS,
 }
 
 DEFAULT_TOOLSETS: tuple[str, ...] = ("account", "workflows", "runs", "run_control")

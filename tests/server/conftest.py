@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 from mcp import Client
+from mcp.types import CallToolResult, TextContent
 
-from onepin_mcp.client import RetryPolicy
+from onepin_mcp.client import OnePinClient, RetryPolicy
 from onepin_mcp.config import Settings
 from onepin_mcp.sandbox import Sandbox
 from onepin_mcp.selection import ToolSelection
@@ -70,3 +71,29 @@ def mode(request: pytest.FixtureRequest) -> str:
 async def mcp_client(make_server: ServerFactory, mode: str) -> AsyncIterator[Client]:
     async with Client(make_server(toolsets=("all",)), mode=mode) as client:  # type: ignore[arg-type]
         yield client
+
+
+@pytest.fixture
+async def api(sandbox: Sandbox) -> AsyncIterator[OnePinClient]:
+    """A plain OnePin client on the same sandbox: to set up what tools read, and to look at
+    what a tool really did."""
+    async with OnePinClient(
+        sandbox_settings(sandbox), transport=sandbox.transport(), retry=NO_WAIT_RETRY
+    ) as client:
+        yield client
+
+
+def structured(result: CallToolResult) -> dict[str, Any]:
+    """The structured result of a call that must have succeeded."""
+    assert not result.is_error, result.content
+    content: dict[str, Any] | None = result.structured_content
+    assert content is not None
+    return content
+
+
+def error_text(result: CallToolResult) -> str:
+    """The text an agent reads from a call that must have failed."""
+    assert result.is_error, result.structured_content
+    block = result.content[0]
+    assert isinstance(block, TextContent)
+    return block.text

@@ -1,0 +1,575 @@
+"""The command line and its environment twins, parsed into one frozen value per command.
+
+`parse_command(argv, env)` is pure: it reads nothing but its arguments, so every rule below is
+tested without starting a process. It returns `ServeOptions`, `DoctorOptions` or
+`SandboxOptions`, or raises `OptionsError` whose text is what the user reads (exit code 2).
+`--help` and `--version` still print and exit, as argparse does: they are asked for explicitly.
+
+A flag always wins over its environment twin; an empty environment variable counts as unset.
+
+| flag | environment | default |
+|---|---|---|
+| `--transport stdio\\|sse\\|streamable-http` | `ONEPIN_MCP_TRANSPORT` | stdio |
+| `--host` | `ONEPIN_MCP_HOST` | 127.0.0.1 |
+| `--port` (0 = any free port) | `ONEPIN_MCP_PORT` | 8000 |
+| `--stateless` / `--no-stateless` (streamable-http) | `ONEPIN_MCP_STATELESS` | off |
+| `--auth none\\|token\\|passthrough` | `ONEPIN_MCP_AUTH` | token when a token is set, else none |
+| (the token itself; never a flag) | `ONEPIN_MCP_HTTP_TOKEN` | none |
+| `--allowed-host NAME` (repeatable) | `ONEPIN_MCP_ALLOWED_HOSTS` (comma-separated) | none |
+| `--toolsets a,b` | `ONEPIN_MCP_TOOLSETS` | the default toolsets |
+| `--tools x,y` | `ONEPIN_MCP_TOOLS` | none |
+| `--exclude-tools x,y` | `ONEPIN_MCP_EXCLUDE_TOOLS` | none |
+| `--read-only` / `--no-read-only` | `ONEPIN_MCP_READ_ONLY` | off |
+| `--log-level debug\\|info\\|warning\\|error` | `ONEPIN_MCP_LOG_LEVEL` | info |
+| `--sandbox`, `--sandbox-speed X` | none | off, 1.0 |
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, NoReturn
+
+from onepin_mcp import __version__
+from onepin_mcp.selection import SelectionError, ToolSelection, resolve_selection
+
+Transport = Literal["stdio", "sse", "streamable-http"]
+AuthMode = Literal["none", "token", "passthrough"]
+
+TRANSPORTS: tuple[Transport, ...] = ("stdio", "sse", "streamable-http")
+AUTH_MODES: tuple[AuthMode, ...] = ("none", "token", "passthrough")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_SANDBOX_PORT = 8787
+# A shared secret guarding a server that holds an API key: short ones can be guessed.
+MIN_HTTP_TOKEN_CHARS = 16
+
+ENV_TRANSPORT = "ONEPIN_MCP_TRANSPORT"
+ENV_HOST = "ONEPIN_MCP_HOST"
+ENV_PORT = "ONEPIN_MCP_PORT"
+ENV_STATELESS = "ONEPIN_MCP_STATELESS"
+ENV_AUTH = "ONEPIN_MCP_AUTH"
+ENV_HTTP_TOKEN = "ONEPIN_MCP_HTTP_TOKEN"  # noqa: S105 - the variable's name, not a secret
+ENV_ALLOWED_HOSTS = "ONEPIN_MCP_ALLOWED_HOSTS"
+ENV_TOOLSETS = "ONEPIN_MCP_TOOLSETS"
+ENV_TOOLS = "ONEPIN_MCP_TOOLS"
+ENV_EXCLUDE_TOOLS = "ONEPIN_MCP_EXCLUDE_TOOLS"
+ENV_READ_ONLY = "ONEPIN_MCP_READ_ONLY"
+ENV_LOG_LEVEL = "ONEPIN_MCP_LOG_LEVEL"
+
+API_KEY_FORM = re.compile(r"op_live_[A-Za-z0-9]{32}")
+# What --allowed-host accepts: a host name or IP literal, optionally with a port. No scheme or
+# path: the value is compared with the Host header, which has neither.
+_ALLOWED_HOST_FORM = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+# Flags that only mean something when serving over HTTP; given with stdio they are a mistake.
+_HTTP_FLAGS = {
+    "host": "--host",
+    "port": "--port",
+    "stateless": "--stateless",
+    "auth": "--auth",
+    "allowed_hosts": "--allowed-host",
+}
+
+
+class OptionsError(ValueError):
+    """The command line or environment can't be used as given; the text says what to change."""
+
+    def __init__(self, message: str, *, usage: str | None = None, prog: str = "onepin-mcp") -> None:
+        super().__init__(message)
+        self.usage = usage
+        self.prog = prog
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """`onepin-mcp [options]`: serve MCP."""
+
+    transport: Transport = "stdio"
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    stateless: bool = False
+    auth: AuthMode = "none"
+    # Kept out of repr so that logging or printing the options can't reveal it.
+    http_token: str | None = field(default=None, repr=False)
+    # Extra Host header values accepted on HTTP; ("*",) switches the Host/Origin check off.
+    allowed_hosts: tuple[str, ...] = ()
+    selection: ToolSelection = field(default_factory=ToolSelection)
+    log_level: str = "info"
+    sandbox: bool = False
+    sandbox_speed: float = 1.0
+
+    @property
+    def is_http(self) -> bool:
+        return self.transport != "stdio"
+
+    @property
+    def loopback(self) -> bool:
+        return is_loopback(self.host)
+
+
+@dataclass(frozen=True)
+class DoctorOptions:
+    """`onepin-mcp doctor`: check configuration, key, reachability and scopes."""
+
+    selection: ToolSelection = field(default_factory=ToolSelection)
+    log_level: str = "warning"
+    sandbox: bool = False
+    sandbox_speed: float = 1.0
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    """`onepin-mcp sandbox`: the sandbox API alone, over HTTP."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_SANDBOX_PORT
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    speed: float = 1.0
+    manual_clock: bool = False
+    log_level: str = "info"
+
+
+Command = ServeOptions | DoctorOptions | SandboxOptions
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` keeps the server reachable from this machine only."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        # Any other name may resolve to a public address: treat it as beyond loopback.
+        return False
+
+
+# --- argparse, made pure ------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises instead of printing and exiting on a usage error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise OptionsError(message, usage=self.format_usage(), prog=self.prog)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0..65535 (0 picks a free one): {text!r}")
+    return value
+
+
+def _api_key(text: str) -> str:
+    # The official CLI refuses keys of any other form before a request; so does the sandbox.
+    # The message never repeats the value: it may be a real key typed in the wrong place.
+    if not API_KEY_FORM.fullmatch(text):
+        raise argparse.ArgumentTypeError("an API key is op_live_ followed by 32 letters or digits")
+    return text
+
+
+def _add_log_level(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        default=argparse.SUPPRESS,
+        help=f"stderr log level (env {ENV_LOG_LEVEL}; default info, doctor: warning)",
+    )
+
+
+def _add_selection_and_sandbox(parser: argparse.ArgumentParser) -> None:
+    # Every default is SUPPRESS: an absent flag leaves no attribute, so that the environment
+    # twin can be told apart from an explicit flag, and so that a subcommand's copy of an
+    # option never overwrites the value given before the subcommand name.
+    group = parser.add_argument_group("tool selection")
+    group.add_argument(
+        "--toolsets",
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="A,B",
+        help=f"toolsets to enable, or 'all' (env {ENV_TOOLSETS}; default: account, workflows, "
+        "runs, run_control)",
+    )
+    group.add_argument(
+        "--tools",
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="X,Y",
+        help=f"single tools to enable on top of the toolsets (env {ENV_TOOLS})",
+    )
+    group.add_argument(
+        "--exclude-tools",
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="X,Y",
+        help=f"tools to leave out (env {ENV_EXCLUDE_TOOLS})",
+    )
+    group.add_argument(
+        "--read-only",
+        action=argparse.BooleanOptionalAction,
+        default=argparse.SUPPRESS,
+        help=f"hide and refuse every tool that changes OnePin state (env {ENV_READ_ONLY})",
+    )
+    sandbox = parser.add_argument_group("sandbox")
+    sandbox.add_argument(
+        "--sandbox",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="use an in-process OnePin sandbox instead of the real API (no key needed)",
+    )
+    sandbox.add_argument(
+        "--sandbox-speed",
+        type=_positive_float,
+        default=argparse.SUPPRESS,
+        metavar="X",
+        help="how fast sandbox time runs against real time (default 1.0)",
+    )
+
+
+def _add_http(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("transport")
+    group.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        default=argparse.SUPPRESS,
+        help=f"how clients connect (env {ENV_TRANSPORT}; default stdio)",
+    )
+    group.add_argument(
+        "--host",
+        default=argparse.SUPPRESS,
+        help=f"address to bind for HTTP (env {ENV_HOST}; default {DEFAULT_HOST}); anything "
+        "beyond loopback requires --auth token or passthrough",
+    )
+    group.add_argument(
+        "--port",
+        type=_port,
+        default=argparse.SUPPRESS,
+        help=f"port for HTTP (env {ENV_PORT}; default {DEFAULT_PORT}; 0 = any free port)",
+    )
+    group.add_argument(
+        "--stateless",
+        action=argparse.BooleanOptionalAction,
+        default=argparse.SUPPRESS,
+        help=f"streamable-http without sessions, for replicas behind a load balancer "
+        f"(env {ENV_STATELESS})",
+    )
+    group.add_argument(
+        "--auth",
+        choices=AUTH_MODES,
+        default=argparse.SUPPRESS,
+        help=f"HTTP client auth (env {ENV_AUTH}): token = clients send 'Authorization: Bearer "
+        f"$ONEPIN_MCP_HTTP_TOKEN'; passthrough = each client's bearer is its own OnePin key. "
+        f"Default: token when {ENV_HTTP_TOKEN} is set, else none",
+    )
+    group.add_argument(
+        "--allowed-host",
+        dest="allowed_hosts",
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="NAME[:PORT]",
+        help=f"a Host header to accept besides loopback names, e.g. mcp.example.com "
+        f"(repeatable; env {ENV_ALLOWED_HOSTS}, comma-separated; '*' turns the Host/Origin "
+        "check off, for use behind a proxy that checks it)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="onepin-mcp",
+        description="MCP server for OnePin voice-generation workflows. Without a command it "
+        "serves MCP (stdio by default).",
+    )
+    parser.add_argument("--version", action="version", version=f"onepin-mcp {__version__}")
+    _add_log_level(parser)
+    _add_http(parser)
+    _add_selection_and_sandbox(parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="check the configuration, the key, reachability and scopes; list enabled tools",
+        description="Check what the server would run with: where the key comes from, whether "
+        "OnePin answers, whether the key is valid and has the scopes the enabled tools need. "
+        "Exit status 0 when healthy, 1 otherwise.",
+    )
+    _add_log_level(doctor)
+    _add_selection_and_sandbox(doctor)
+
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="serve a local OnePin API (no account, no network) for trying things out and tests",
+        description=(
+            "Serve the sandbox, a faithful local OnePin API, over HTTP. The official onepin "
+            "SDK and CLI work against it with ONEPIN_BASE_URL and ONEPIN_API_KEY set as "
+            "announced on stderr."
+        ),
+    )
+    _add_log_level(sandbox)
+    # Own dests: the serving options above share the flag names but not the defaults.
+    sandbox.add_argument(
+        "--host",
+        dest="sandbox_host",
+        default=DEFAULT_HOST,
+        help="address to bind (default 127.0.0.1)",
+    )
+    sandbox.add_argument(
+        "--port",
+        dest="sandbox_port",
+        type=_port,
+        default=DEFAULT_SANDBOX_PORT,
+        help=f"port (default {DEFAULT_SANDBOX_PORT}; 0 = any)",
+    )
+    sandbox.add_argument(
+        "--api-key",
+        dest="api_keys",
+        action="append",
+        type=_api_key,
+        default=[],
+        metavar="KEY",
+        help="accept only this key (repeatable); without it any op_live_ key is accepted",
+    )
+    sandbox.add_argument(
+        "--speed",
+        type=_positive_float,
+        default=1.0,
+        help="how fast sandbox time runs against real time (default 1.0)",
+    )
+    sandbox.add_argument(
+        "--manual-clock",
+        action="store_true",
+        help="freeze sandbox time; advance it with POST /_sandbox/clock",
+    )
+    return parser
+
+
+# --- from the namespace and the environment to options ------------------------------------------
+
+
+def parse_command(argv: Sequence[str], env: Mapping[str, str]) -> Command:
+    """The command `argv` asks for, with environment twins filled in and every rule checked."""
+    namespace = build_parser().parse_args(list(argv))
+    given = vars(namespace)
+    log_level = _log_level(given, env)
+    if given.get("command") == "sandbox":
+        return SandboxOptions(
+            host=given["sandbox_host"],
+            port=given["sandbox_port"],
+            api_keys=tuple(given["api_keys"]),
+            speed=given["speed"],
+            manual_clock=given["manual_clock"],
+            log_level=log_level or "info",
+        )
+    selection = _selection(given, env)
+    sandbox = bool(given.get("sandbox", False))
+    speed = float(given.get("sandbox_speed", 1.0))
+    if given.get("command") == "doctor":
+        # Doctor is a one-shot check; the serving options may be present (a copied command
+        # line) and are ignored. Its own output is the report, so the log stays quiet.
+        return DoctorOptions(
+            selection=selection,
+            log_level=log_level or "warning",
+            sandbox=sandbox,
+            sandbox_speed=speed,
+        )
+    return _serve_options(given, env, selection, log_level or "info", sandbox, speed)
+
+
+def _serve_options(
+    given: Mapping[str, Any],
+    env: Mapping[str, str],
+    selection: ToolSelection,
+    log_level: str,
+    sandbox: bool,
+    speed: float,
+) -> ServeOptions:
+    transport = _choice(given, env, "transport", ENV_TRANSPORT, TRANSPORTS, default="stdio")
+    if transport == "stdio":
+        flags = [flag for dest, flag in _HTTP_FLAGS.items() if dest in given]
+        if flags:
+            raise OptionsError(
+                f"{', '.join(flags)} only apply to HTTP; add --transport streamable-http "
+                "(or sse) to serve over HTTP"
+            )
+        # The environment twins of HTTP options are ignored on stdio: a shell profile may
+        # set them for another use of the same command.
+        return ServeOptions(
+            selection=selection, log_level=log_level, sandbox=sandbox, sandbox_speed=speed
+        )
+
+    host = str(given.get("host") or _env(env, ENV_HOST) or DEFAULT_HOST).strip()
+    if not host:
+        raise OptionsError("--host must not be empty")
+    port = given["port"] if "port" in given else _env_port(env)
+    if transport == "streamable-http":
+        stateless = _flag(given, env, "stateless", ENV_STATELESS)
+    elif given.get("stateless"):
+        raise OptionsError("--stateless applies to --transport streamable-http only")
+    else:
+        stateless = False  # SSE has no stateless mode; the environment twin is not for it
+
+    token = _env(env, ENV_HTTP_TOKEN)
+    auth = _choice(given, env, "auth", ENV_AUTH, AUTH_MODES, default="token" if token else "none")
+    if auth == "token":
+        if not token:
+            raise OptionsError(
+                f"--auth token needs the token in {ENV_HTTP_TOKEN} (at least "
+                f"{MIN_HTTP_TOKEN_CHARS} characters, e.g. from `openssl rand -hex 32`); clients "
+                "then send 'Authorization: Bearer <token>'"
+            )
+        if len(token) < MIN_HTTP_TOKEN_CHARS:
+            raise OptionsError(
+                f"{ENV_HTTP_TOKEN} is too short to guard the server: use at least "
+                f"{MIN_HTTP_TOKEN_CHARS} characters (e.g. `openssl rand -hex 32`)"
+            )
+    if auth == "none" and not is_loopback(host):
+        raise OptionsError(
+            f"refusing to serve on {host} without authentication: anyone who can reach the "
+            f"port could use the OnePin key. Use --auth token (with {ENV_HTTP_TOKEN}) or "
+            f"--auth passthrough, or bind {DEFAULT_HOST}"
+        )
+
+    return ServeOptions(
+        transport=transport,
+        host=host,
+        port=port,
+        stateless=stateless,
+        auth=auth,
+        http_token=token if auth == "token" else None,
+        allowed_hosts=_allowed_hosts(given, env),
+        selection=selection,
+        log_level=log_level,
+        sandbox=sandbox,
+        sandbox_speed=speed,
+    )
+
+
+def _env(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _log_level(given: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
+    if "log_level" in given:
+        return str(given["log_level"])
+    raw = _env(env, ENV_LOG_LEVEL)
+    if raw is None:
+        return None
+    if raw.lower() not in LOG_LEVELS:
+        raise OptionsError(f"{ENV_LOG_LEVEL} must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+    return raw.lower()
+
+
+def _choice(
+    given: Mapping[str, Any],
+    env: Mapping[str, str],
+    dest: str,
+    env_name: str,
+    choices: Sequence[Any],
+    *,
+    default: Any,
+) -> Any:
+    if dest in given:
+        return given[dest]
+    raw = _env(env, env_name)
+    if raw is None:
+        return default
+    if raw.lower() not in choices:
+        raise OptionsError(f"{env_name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw.lower()
+
+
+def _flag(given: Mapping[str, Any], env: Mapping[str, str], dest: str, env_name: str) -> bool:
+    if dest in given:
+        return bool(given[dest])
+    raw = _env(env, env_name)
+    if raw is None:
+        return False
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise OptionsError(f"{env_name} must be true or false (1/0, yes/no, on/off), got {raw!r}")
+
+
+def _env_port(env: Mapping[str, str]) -> int:
+    raw = _env(env, ENV_PORT)
+    if raw is None:
+        return DEFAULT_PORT
+    try:
+        return _port(raw)
+    except argparse.ArgumentTypeError as exc:
+        raise OptionsError(f"{ENV_PORT}: {exc}") from None
+
+
+def _names(values: Sequence[str]) -> tuple[str, ...]:
+    """Comma-separated names from repeated flags or one variable, trimmed, in order, once each."""
+    names: list[str] = []
+    for value in values:
+        for part in value.split(","):
+            name = part.strip()
+            if name and name not in names:
+                names.append(name)
+    return tuple(names)
+
+
+def _name_list(
+    given: Mapping[str, Any], env: Mapping[str, str], dest: str, env_name: str
+) -> tuple[str, ...] | None:
+    if dest in given:
+        return _names(given[dest])
+    raw = _env(env, env_name)
+    return None if raw is None else _names([raw])
+
+
+def _selection(given: Mapping[str, Any], env: Mapping[str, str]) -> ToolSelection:
+    selection = ToolSelection(
+        toolsets=_name_list(given, env, "toolsets", ENV_TOOLSETS),
+        tools=_name_list(given, env, "tools", ENV_TOOLS) or (),
+        exclude_tools=_name_list(given, env, "exclude_tools", ENV_EXCLUDE_TOOLS) or (),
+        read_only=_flag(given, env, "read_only", ENV_READ_ONLY),
+    )
+    try:
+        # Checked here, not when the server is built, so that a typo is a usage error (exit 2)
+        # before anything starts, with the list of valid names.
+        resolve_selection(selection)
+    except SelectionError as exc:
+        raise OptionsError(str(exc)) from None
+    return selection
+
+
+def _allowed_hosts(given: Mapping[str, Any], env: Mapping[str, str]) -> tuple[str, ...]:
+    hosts = _name_list(given, env, "allowed_hosts", ENV_ALLOWED_HOSTS) or ()
+    if "*" in hosts:
+        if len(hosts) > 1:
+            raise OptionsError("--allowed-host '*' turns the Host check off; give it alone")
+        return hosts
+    for host in hosts:
+        if not _ALLOWED_HOST_FORM.fullmatch(host):
+            raise OptionsError(
+                f"--allowed-host takes a host name with an optional port, like "
+                f"mcp.example.com or mcp.example.com:8443 (no scheme or path), got {host!r}"
+            )
+    return tuple(host.lower() for host in hosts)

@@ -1,0 +1,302 @@
+"""Toolset `runs`: follow, inspect and price runs; everything here only reads OnePin."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal
+
+import anyio
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import AwareDatetime, Field
+
+from onepin_mcp.models import RunSortField, RunState, RunStatus, SortOrder
+from onepin_mcp.state import AppState
+from onepin_mcp.tools import ToolSpec, onepin, read_tool
+from onepin_mcp.tools.workflows import WorkflowId
+from onepin_mcp.views.runs import (
+    DownloadView,
+    PreviewView,
+    RunDataView,
+    RunList,
+    RunResultsView,
+    RunsSummaryView,
+    RunStatusView,
+    RunView,
+    RunWaitView,
+    StepsView,
+)
+
+RunId = Annotated[str, Field(description="run UUID, from list_runs or start_run")]
+Offset = Annotated[int, Field(ge=0, description="rows to skip (next_offset of a page)")]
+Limit = Annotated[int, Field(ge=1, le=100, description="rows per page")]
+
+# A simple fixed interval for now: a run's status changes every few seconds at most.
+POLL_INTERVAL_S = 2.0
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+async def list_runs(
+    ctx: Context[AppState, Any],
+    workflow_id: WorkflowId,
+    status: Annotated[
+        Annotated[list[RunStatus], Field(min_length=1)] | None,
+        Field(description="only runs in any of these states, e.g. [running, paused]"),
+    ] = None,
+    sort: Annotated[RunSortField | None, Field(description="default created_at")] = None,
+    order: Annotated[SortOrder | None, Field(description="default desc (newest first)")] = None,
+    search: Annotated[
+        str | None, Field(description="name or email of who started the run", max_length=100)
+    ] = None,
+    offset: Offset = 0,
+    limit: Limit = 20,
+) -> RunList:
+    """A workflow's runs, newest first: status, progress, credits, who started them.
+    Filter by status to find the active run (pending, running, paused)."""
+    page = await onepin(ctx).list_runs(
+        workflow_id,
+        status=status,
+        sort=sort,
+        order=order,
+        search=search,
+        offset=offset,
+        limit=limit,
+    )
+    return RunList.of(workflow_id, page)
+
+
+async def get_run_status(
+    ctx: Context[AppState, Any], workflow_id: WorkflowId, run_id: RunId
+) -> RunStatusView:
+    """One cheap check of a run: state, progress, timing, error or pause reason, and `next`
+    (what to call next). To wait for the end, use wait_for_run instead of calling this in a loop."""
+    return RunStatusView.of(await onepin(ctx).get_run_status(workflow_id, run_id))
+
+
+async def get_run(
+    ctx: Context[AppState, Any],
+    workflow_id: WorkflowId,
+    run_id: RunId,
+    include_definition: Annotated[
+        bool, Field(description="add the graph exactly as this run executed it")
+    ] = False,
+) -> RunView:
+    """A run's full record: credits charged, cost units, usage, who started it, timing and
+    error; optionally the definition snapshot it ran."""
+    run = await onepin(ctx).get_run(workflow_id, run_id)
+    return RunView.of(run, include_definition=include_definition)
+
+
+async def poll_until_settled(
+    fetch: Callable[[], Awaitable[RunState]],
+    timeout_s: float,
+    *,
+    interval_s: float = POLL_INTERVAL_S,
+    sleep: Sleep = anyio.sleep,
+) -> tuple[RunState, float]:
+    """Fetch the run's state until it is terminal or paused (waiting can't end a pause), or
+    until `timeout_s` has passed; return the last state and the seconds waited.
+
+    Time spent is counted as the larger of the clock and the sleeps asked for, so an injected
+    `sleep` that returns at once (tests) still reaches the timeout.
+    """
+    waited = 0.0
+    while True:
+        started = anyio.current_time()
+        state = await fetch()
+        waited += anyio.current_time() - started
+        if state.is_terminal or state.status == "paused" or waited >= timeout_s:
+            return state, waited
+        pause = min(interval_s, timeout_s - waited)
+        started = anyio.current_time()
+        await sleep(pause)
+        waited += max(pause, anyio.current_time() - started)
+
+
+async def wait_for_run(
+    ctx: Context[AppState, Any],
+    workflow_id: WorkflowId,
+    run_id: RunId,
+    timeout_s: Annotated[
+        float, Field(ge=1, le=600, description="stop waiting after this many seconds")
+    ] = 50,
+) -> RunWaitView:
+    """Wait until a run finishes, pauses, or timeout_s passes, then return its state.
+    done=false means it is still going: call again. Keep timeout_s under your client's limit."""
+    client = onepin(ctx)
+    state, waited_s = await poll_until_settled(
+        lambda: client.get_run_status(workflow_id, run_id), timeout_s
+    )
+    return RunWaitView.after_wait(state, waited_s)
+
+
+async def get_run_steps(
+    ctx: Context[AppState, Any],
+    workflow_id: WorkflowId,
+    run_id: RunId,
+    failed_only: Annotated[bool, Field(description="only steps whose status is failed")] = False,
+    node_id: Annotated[
+        str | None, Field(description="only this node's steps (ids from get_workflow)")
+    ] = None,
+    node_type: Annotated[
+        str | None, Field(description="only this node type, e.g. validator_pronunciation")
+    ] = None,
+    tail: Annotated[int | None, Field(ge=1, le=200, description="only the last N steps")] = None,
+    include_result: Annotated[
+        bool, Field(description="add each step's output (trimmed); larger answers")
+    ] = False,
+) -> StepsView:
+    """A run's step log in execution order (one step per node execution, retries included),
+    with errors. For a failed run, failed_only=true shows what failed and why."""
+    steps = await onepin(ctx).get_run_steps(
+        workflow_id,
+        run_id,
+        include_result=include_result or None,
+        node_type=node_type,
+        node_id=node_id,
+    )
+    return StepsView.of(workflow_id, run_id, steps, failed_only=failed_only, tail=tail)
+
+
+async def get_run_results(
+    ctx: Context[AppState, Any],
+    workflow_id: WorkflowId,
+    run_id: RunId,
+    view: Annotated[
+        Literal["overview", "analysis", "outputs"],
+        Field(
+            description="overview: metrics, validator scores, audio per language; analysis: "
+            "scores per locale, delivered vs replaced audio, credits per node; outputs: each "
+            "output node's lines and clip ids"
+        ),
+    ] = "overview",
+) -> RunResultsView:
+    """What a run produced and how good it is, in one of three views. Per-line detail is in
+    get_run_data."""
+    client = onepin(ctx)
+    if view == "analysis":
+        return RunResultsView.of_analysis(
+            workflow_id, await client.get_run_analysis(workflow_id, run_id)
+        )
+    if view == "outputs":
+        return RunResultsView.of_outputs(
+            workflow_id, await client.get_run_outputs(workflow_id, run_id)
+        )
+    return RunResultsView.of_overview(
+        workflow_id, await client.get_run_overview(workflow_id, run_id)
+    )
+
+
+async def get_run_data(
+    ctx: Context[AppState, Any],
+    workflow_id: WorkflowId,
+    run_id: RunId,
+    search: Annotated[
+        str | None, Field(description="only lines whose script contains this text", max_length=200)
+    ] = None,
+    language: Annotated[
+        str | None,
+        Field(description="only cards of this locale, e.g. ko-kr (lines are kept)", max_length=35),
+    ] = None,
+    include_dropped: Annotated[
+        bool, Field(description="add takes a validator rejected, as status dropped")
+    ] = False,
+    offset: Offset = 0,
+    limit: Limit = 20,
+) -> RunDataView:
+    """A run's script lines, each with its audio per locale: status, duration, voice,
+    validator scores, audio_id and a short-lived playback URL. Paged."""
+    data = await onepin(ctx).get_run_data(
+        workflow_id,
+        run_id,
+        search=search,
+        language=language,
+        include_dropped=include_dropped or None,
+        offset=offset,
+        limit=limit,
+    )
+    return RunDataView.of(data)
+
+
+async def get_runs_summary(
+    ctx: Context[AppState, Any],
+    workflow_id: WorkflowId,
+    from_time: Annotated[
+        AwareDatetime | None,
+        Field(description="runs created at or after, ISO 8601 with offset"),
+    ] = None,
+    to_time: Annotated[
+        AwareDatetime | None,
+        Field(description="runs created at or before, ISO 8601 with offset"),
+    ] = None,
+) -> RunsSummaryView:
+    """How a workflow's runs went: counts per status, pass rate, average duration, delivered
+    audio; over all runs or a time range."""
+    if from_time is not None and to_time is not None and from_time > to_time:
+        raise ToolError(
+            f"from_time ({from_time.isoformat()}) is after to_time ({to_time.isoformat()}): "
+            "swap them, or leave one out."
+        )
+    summary = await onepin(ctx).get_runs_summary(workflow_id, from_=from_time, to=to_time)
+    return RunsSummaryView.of(workflow_id, summary, from_time, to_time)
+
+
+async def get_download_url(
+    ctx: Context[AppState, Any],
+    workflow_id: WorkflowId,
+    run_id: RunId,
+    node_id: Annotated[
+        str | None, Field(description="one output node's ZIP (node ids from get_run_results)")
+    ] = None,
+    audio_id: Annotated[
+        str | None, Field(description="one clip (16 hex; audio_id from get_run_data)")
+    ] = None,
+) -> DownloadView:
+    """A presigned URL (about 15 minutes) for a completed run's audio: the whole ZIP by default,
+    one output node's ZIP with node_id, or one clip with audio_id."""
+    if node_id is not None and audio_id is not None:
+        raise ToolError(
+            "Give node_id or audio_id, not both: node_id gets one output node's ZIP, audio_id "
+            "one clip. Call get_download_url again with one of them, or neither for the whole run."
+        )
+    client = onepin(ctx)
+    if audio_id is not None:
+        return DownloadView.of(await client.get_audio_url(workflow_id, run_id, audio_id), "clip")
+    if node_id is not None:
+        link = await client.get_node_download_url(workflow_id, run_id, node_id)
+        return DownloadView.of(link, "node")
+    return DownloadView.of(await client.get_run_download_url(workflow_id, run_id), "run")
+
+
+async def preview_run(
+    ctx: Context[AppState, Any],
+    workflow_id: WorkflowId,
+    script_text: Annotated[
+        str | None,
+        Field(description="price this script instead of the saved one", min_length=1),
+    ] = None,
+    source_language: Annotated[
+        str | None, Field(description="language of script_text, e.g. en-us", max_length=35)
+    ] = None,
+) -> PreviewView:
+    """What a run would cost (min, expected, max credits) and whether the balance allows it.
+    Read-only and free: call before start_run."""
+    estimate = await onepin(ctx).preview_run(
+        workflow_id, script_text=script_text, source_language=source_language
+    )
+    return PreviewView.of(workflow_id, estimate)
+
+
+TOOLS: tuple[ToolSpec, ...] = (
+    read_tool(list_runs, toolset="runs", title="List runs"),
+    read_tool(get_run_status, toolset="runs", title="Run status"),
+    read_tool(get_run, toolset="runs", title="Get run"),
+    read_tool(wait_for_run, toolset="runs", title="Wait for run"),
+    read_tool(get_run_steps, toolset="runs", title="Run steps"),
+    read_tool(get_run_results, toolset="runs", title="Run results"),
+    read_tool(get_run_data, toolset="runs", title="Run data"),
+    read_tool(get_runs_summary, toolset="runs", title="Runs summary"),
+    read_tool(get_download_url, toolset="runs", title="Download URL"),
+    read_tool(preview_run, toolset="runs", title="Preview run cost"),
+)

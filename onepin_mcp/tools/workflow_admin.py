@@ -1,0 +1,162 @@
+"""Toolset `workflow_admin` (off by default): create, change, copy, check and delete workflows,
+and list the files uploaded to one.
+
+Create and duplicate make a new workflow on every call, so, like every write, they are never
+retried. Validation changes nothing (it is a POST only because a definition is large), so it is
+a read tool and stays available in read-only mode.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import Field
+
+from onepin_mcp.client import UNSET, Unset
+from onepin_mcp.state import AppState
+from onepin_mcp.tools import ToolSpec, onepin, read_tool, write_tool
+from onepin_mcp.views.workflow_admin import (
+    DeletedWorkflow,
+    SavedWorkflow,
+    UploadList,
+    ValidationView,
+)
+
+MAX_NAME_CHARS: Final = 200
+MAX_DESCRIPTION_CHARS: Final = 5000
+
+WorkflowId = Annotated[str, Field(description="Workflow id (UUID) from list_workflows.")]
+DEFINITION_HELP: Final = (
+    "WorkflowDefinition: {graph: {nodes: [{id, type, name, position: {x, y}, config}], "
+    "edges: [{id, source, sourcePort, target, targetPort}]}}. list_node_types gives node types "
+    "and ports; get_workflow view=definition shows a real one."
+)
+Definition = Annotated[dict[str, Any], Field(description=DEFINITION_HELP)]
+OptionalDefinition = Annotated[dict[str, Any] | None, Field(description=DEFINITION_HELP)]
+
+
+async def create_workflow(
+    ctx: Context[AppState, Any],
+    name: Annotated[
+        str | None,
+        Field(description="Omit for a placeholder name.", min_length=1, max_length=MAX_NAME_CHARS),
+    ] = None,
+    description: Annotated[
+        str | None, Field(description="What it is for.", max_length=MAX_DESCRIPTION_CHARS)
+    ] = None,
+    definition: OptionalDefinition = None,
+) -> SavedWorkflow:
+    """Create a workflow, with an empty graph unless a definition is given (checked for
+    structure; validate_workflow checks it can run). Each call creates a new workflow."""
+    workflow = await onepin(ctx).create_workflow(
+        name=name, description=description, definition=definition
+    )
+    if workflow.definition.graph and workflow.definition.graph.nodes:
+        advice = "validate_workflow checks it can run; preview_run prices a run."
+    else:
+        advice = "It has no nodes yet: add a definition with update_workflow."
+    return SavedWorkflow.of(workflow, f"Created workflow {workflow.id}. {advice}")
+
+
+async def update_workflow(
+    workflow_id: WorkflowId,
+    ctx: Context[AppState, Any],
+    name: Annotated[
+        str | None, Field(description="New name.", min_length=1, max_length=MAX_NAME_CHARS)
+    ] = None,
+    description: Annotated[
+        str | None,
+        Field(description='New description; "" clears it.', max_length=MAX_DESCRIPTION_CHARS),
+    ] = None,
+    definition: OptionalDefinition = None,
+) -> SavedWorkflow:
+    """Change a workflow's name, description or definition; give at least one. A definition
+    replaces the whole graph; runs already started keep the graph they started with."""
+    if name is None and description is None and definition is None:
+        raise ToolError(
+            "Give at least one of name, description or definition to change; nothing was sent "
+            "to OnePin."
+        )
+    new_description: str | Unset | None = UNSET
+    if description is not None:
+        new_description = description or None  # the API clears it with null
+    workflow = await onepin(ctx).update_workflow(
+        workflow_id,
+        name=UNSET if name is None else name,
+        description=new_description,
+        definition=UNSET if definition is None else definition,
+    )
+    return SavedWorkflow.of(
+        workflow, f"Saved. get_workflow (workflow_id={workflow.id}) shows the result."
+    )
+
+
+async def duplicate_workflow(workflow_id: WorkflowId, ctx: Context[AppState, Any]) -> SavedWorkflow:
+    """Copy a workflow, graph included, as "<name> (Copy)": a safe base for changes that must
+    not touch the original. Each call makes another copy."""
+    copy = await onepin(ctx).duplicate_workflow(workflow_id)
+    return SavedWorkflow.of(
+        copy, f"The copy is workflow {copy.id}; update_workflow changes it, not the original."
+    )
+
+
+async def validate_workflow(definition: Definition, ctx: Context[AppState, Any]) -> ValidationView:
+    """Check a definition against every run-start gate without saving anything: errors and
+    warnings name their rule and node. Needs a key allowed to edit workflows."""
+    return ValidationView.of(await onepin(ctx).validate_workflow(definition))
+
+
+async def delete_workflow(workflow_id: WorkflowId, ctx: Context[AppState, Any]) -> DeletedWorkflow:
+    """Delete a workflow: it and its runs can no longer be read or run. These tools cannot
+    undo it; duplicate_workflow first to keep a copy."""
+    await onepin(ctx).delete_workflow(workflow_id)
+    return DeletedWorkflow(id=workflow_id.lower(), deleted=True)
+
+
+async def list_workflow_uploads(
+    workflow_id: WorkflowId,
+    ctx: Context[AppState, Any],
+    offset: Annotated[int, Field(ge=0, description="Rows to skip.")] = 0,
+    limit: Annotated[int, Field(ge=1, le=100, description="Rows per page.")] = 20,
+) -> UploadList:
+    """List the files uploaded to a workflow (scripts and other inputs), newest first: name,
+    size, lines, detected language."""
+    page = await onepin(ctx).list_workflow_uploads(workflow_id, offset=offset, limit=limit)
+    return UploadList.of(page, workflow_id.lower())
+
+
+TOOLS: tuple[ToolSpec, ...] = (
+    write_tool(
+        create_workflow,
+        toolset="workflow_admin",
+        title="Create workflow",
+        destructive=False,
+        idempotent=False,
+    ),
+    # Destructive: a new name, description or graph overwrites the old one.
+    write_tool(
+        update_workflow,
+        toolset="workflow_admin",
+        title="Update workflow",
+        destructive=True,
+        idempotent=True,
+    ),
+    write_tool(
+        duplicate_workflow,
+        toolset="workflow_admin",
+        title="Duplicate workflow",
+        destructive=False,
+        idempotent=False,
+    ),
+    read_tool(validate_workflow, toolset="workflow_admin", title="Validate workflow definition"),
+    write_tool(
+        delete_workflow,
+        toolset="workflow_admin",
+        title="Delete workflow",
+        destructive=True,
+        idempotent=True,
+    ),
+    read_tool(list_workflow_uploads, toolset="workflow_admin", title="List workflow uploads"),
+)

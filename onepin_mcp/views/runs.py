@@ -1,0 +1,981 @@
+"""Views of the `runs` toolset: run state with what to do next, the full record, steps, results,
+per-line data, summaries, download links and cost previews.
+
+Durations are seconds (rounded to 0.1), which read better to a model than milliseconds.
+Presigned audio URLs in result payloads are left out where an id can fetch a fresh one
+(`get_download_url`), since they are long and expire in about 15 minutes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from onepin_mcp.models import (
+    DataCard,
+    DataRow,
+    DownloadUrl,
+    Estimate,
+    LanguageAudio,
+    NodeState,
+    OutputLine,
+    OverviewMetric,
+    Page,
+    RunAnalysis,
+    RunData,
+    RunDetail,
+    RunListItem,
+    RunOutputs,
+    RunOverview,
+    RunsSummary,
+    RunState,
+    RunStatus,
+    RunStep,
+    SinkOutput,
+    ValidatorSummary,
+)
+from onepin_mcp.views import CleanName, CleanText, View, clean_text
+from onepin_mcp.views.workflows import trim_json
+
+# Caps on how much of a long result an agent sees at once; the tools say how to see the rest.
+MAX_STEPS = 100
+MAX_OUTPUT_LINES = 5
+MAX_CREDIT_ROWS = 20
+MAX_RESULT_TEXT_CHARS = 1000  # long enough for a presigned URL inside a step result
+MAX_RESULT_ITEMS = 5
+
+
+def seconds(ms: int | float | None) -> float | None:
+    return None if ms is None else round(ms / 1000, 1)
+
+
+# --- state and what to do next --------------------------------------------------------------------
+
+_PAUSE_HELP = {
+    "user": "Someone paused it: call resume_run to continue, or cancel_run to stop it.",
+    "provider_outage": (
+        "OnePin paused it because a provider is down (see pause_error): call resume_run once "
+        "the provider has recovered, or cancel_run."
+    ),
+    "provider_rate_limited": (
+        "OnePin paused it because a provider rate-limited it: call resume_run in a few "
+        "minutes, or cancel_run."
+    ),
+    "provider_billing": (
+        "OnePin paused it because a provider refused for billing reasons (see pause_error): "
+        "the workspace owner must fix that before resume_run will get further."
+    ),
+    "node_timeout": (
+        "OnePin paused it because a node timed out: get_run_steps shows which; call "
+        "resume_run to retry from there, or cancel_run."
+    ),
+}
+_PAUSE_HELP_DEFAULT = "Call resume_run to continue or cancel_run to stop it (pause_error says why)."
+
+
+def pause_help(state: RunState) -> str:
+    return _PAUSE_HELP.get(state.pause_reason or "", _PAUSE_HELP_DEFAULT)
+
+
+def next_step(state: RunState) -> str:
+    """What to call next, decided by the run's status alone (never by API-provided text)."""
+    status = state.status
+    if status == "completed":
+        if state.has_export is False:
+            return "Completed without downloadable audio: get_run_results view=outputs shows why."
+        return (
+            "Completed: get_run_results (view=overview) for quality, get_run_data for lines, "
+            "get_download_url for the audio ZIP."
+        )
+    if status == "failed":
+        return (
+            "Failed (see error): call get_run_steps with failed_only=true for the failing node, "
+            "then get_run_results view=overview for validator scores."
+        )
+    if status == "cancelled":
+        return "Cancelled: nothing more will happen. start_run starts a new run if needed."
+    if status == "paused":
+        return "Paused. " + pause_help(state)
+    if state.pause_requested_at is not None:
+        return "Pausing: the current step is finishing. Call wait_for_run to wait for it."
+    if status == "pending":
+        return "Queued, not started yet: call wait_for_run to wait for it to finish."
+    return "Running: call wait_for_run to wait for the end (or get_run_status to check again)."
+
+
+class Progress(View):
+    finished_nodes: int | None = None
+    total_nodes: int | None = None
+    finished_steps: int | None = Field(
+        default=None, description="steps count node executions, retries included"
+    )
+    total_steps: int | None = None
+    percent: int | None = Field(default=None, description="by nodes when known, else by steps")
+
+    @classmethod
+    def of(cls, state: RunState | RunListItem) -> Progress:
+        return cls(
+            finished_nodes=state.finished_nodes,
+            total_nodes=state.total_nodes,
+            finished_steps=state.finished_steps,
+            total_steps=state.total_steps,
+            percent=_percent(state),
+        )
+
+
+def _percent(state: RunState | RunListItem) -> int | None:
+    if state.status == "completed":
+        return 100
+    # Nodes make the steadier measure: retries add steps, so the step total grows mid-run.
+    done: int | None
+    total: int | None
+    if state.total_nodes:
+        done, total = state.finished_nodes, state.total_nodes
+    else:
+        done, total = state.finished_steps, state.total_steps
+    if done is None or not total:
+        return None
+    return min(100, round(100 * done / total))
+
+
+class RunStatusView(View):
+    """A run's state, progress and timing, and `next`: what to call next."""
+
+    workflow_id: str
+    run_id: str
+    run_number: int | None = None
+    status: RunStatus
+    is_terminal: bool
+    progress: Progress
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    pause_requested_at: datetime | None = None
+    paused_at: datetime | None = None
+    error: CleanText | None = None
+    pause_reason: CleanName | None = Field(
+        default=None,
+        description="user, provider_outage, provider_rate_limited, provider_billing, node_timeout",
+    )
+    pause_error: CleanText | None = None
+    held_nodes: int | None = Field(default=None, description="nodes parked by the pause")
+    has_export: bool | None = Field(default=None, description="true: get_download_url works")
+    next: str
+
+    @classmethod
+    def of(cls, state: RunState) -> RunStatusView:
+        return cls(**_status_fields(state), next=next_step(state))
+
+
+def _status_fields(state: RunState) -> dict[str, Any]:
+    return {
+        "workflow_id": state.workflow_id,
+        "run_id": state.id,
+        "run_number": state.run_number,
+        "status": state.status,
+        "is_terminal": state.is_terminal,
+        "progress": Progress.of(state),
+        "created_at": state.created_at,
+        "started_at": state.started_at,
+        "completed_at": state.completed_at,
+        "pause_requested_at": state.pause_requested_at,
+        "paused_at": state.paused_at,
+        "error": state.error,
+        "pause_reason": state.pause_reason,
+        "pause_error": state.pause_error,
+        "held_nodes": len(state.held_nodes) if state.held_nodes is not None else None,
+        "has_export": state.has_export,
+    }
+
+
+class RunWaitView(RunStatusView):
+    """The run's state when waiting stopped; `done` is true only for a finished run."""
+
+    done: bool = Field(description="true: completed, failed or cancelled")
+    waited_s: float
+
+    @classmethod
+    def after_wait(cls, state: RunState, waited_s: float) -> RunWaitView:
+        waited_s = round(waited_s, 1)
+        if state.is_terminal:
+            hint = next_step(state)
+        elif state.status == "paused":
+            hint = "Paused, so waiting will not finish it. " + pause_help(state)
+        else:
+            percent = _percent(state)
+            done_part = f", {percent}% done" if percent is not None else ""
+            hint = (
+                f"Still {state.status} after {waited_s:g} s{done_part}: call wait_for_run again "
+                "to keep waiting."
+            )
+        return cls(**_status_fields(state), next=hint, done=state.is_terminal, waited_s=waited_s)
+
+
+# --- list_runs ------------------------------------------------------------------------------------
+
+
+class RunRow(View):
+    id: str
+    run_number: int | None = None
+    status: RunStatus
+    percent: int | None = None
+    created_at: datetime | None = None
+    completed_at: datetime | None = None
+    credits: int | None = None
+    triggered_by: CleanName | None = None
+
+    @classmethod
+    def of(cls, run: RunListItem) -> RunRow:
+        trigger = run.triggered_by
+        return cls(
+            id=run.id,
+            run_number=run.run_number,
+            status=run.status,
+            percent=_percent(run),
+            created_at=run.created_at,
+            completed_at=run.completed_at,
+            credits=run.credits,
+            triggered_by=(trigger.user_name or trigger.user_id) if trigger else None,
+        )
+
+
+class RunList(View):
+    """One page of a workflow's runs (newest first by default); `next_offset` None on the last."""
+
+    workflow_id: str
+    items: list[RunRow]
+    total: int | None
+    offset: int
+    next_offset: int | None
+    next: str | None = None
+
+    @classmethod
+    def of(cls, workflow_id: str, page: Page[RunListItem]) -> RunList:
+        more = None
+        if page.next_offset is not None:
+            more = f"More runs: call list_runs with offset={page.next_offset}."
+        return cls(
+            workflow_id=workflow_id,
+            items=[RunRow.of(run) for run in page.items],
+            total=page.total,
+            offset=page.offset,
+            next_offset=page.next_offset,
+            next=more,
+        )
+
+
+# --- get_run --------------------------------------------------------------------------------------
+
+
+class Trigger(View):
+    user_id: str
+    user_name: CleanName | None = None
+
+
+class RunView(View):
+    """The full record of a run: cost, usage, who started it, timing, outcome."""
+
+    workflow_id: str
+    run_id: str
+    run_number: int | None = None
+    status: RunStatus
+    is_terminal: bool
+    progress: Progress
+    credits: int | None = Field(default=None, description="debited from the balance")
+    credits_absorbed: float | None = None
+    token_cost: int | None = Field(
+        default=None, description="billing units (characters), not credits"
+    )
+    usage: dict[str, Any] | None = None
+    triggered_by: Trigger | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    duration_s: float | None = Field(default=None, description="start to end, pauses excluded")
+    paused_s: float | None = None
+    has_export: bool | None = None
+    error: CleanText | None = None
+    pause_reason: CleanName | None = None
+    pause_error: CleanText | None = None
+    definition_snapshot: dict[str, Any] | None = Field(
+        default=None, description="the graph as it ran (only with include_definition)"
+    )
+    truncated: bool = Field(default=False, description="long text in the snapshot was cut")
+
+    @classmethod
+    def of(cls, run: RunDetail, *, include_definition: bool) -> RunView:
+        usage, _ = trim_json(run.usage_summary, max_text=200, max_items=10, max_depth=3)
+        snapshot, cut = None, False
+        if include_definition and run.definition_snapshot is not None:
+            snapshot, cut = trim_json(run.definition_snapshot, max_text=4000)
+        trigger = run.triggered_by
+        return cls(
+            workflow_id=run.workflow_id,
+            run_id=run.id,
+            run_number=run.run_number,
+            status=run.status,
+            is_terminal=run.is_terminal,
+            progress=Progress.of(run),
+            credits=run.credits,
+            credits_absorbed=run.credits_absorbed,
+            token_cost=run.token_cost,
+            usage=usage,
+            triggered_by=Trigger(user_id=trigger.user_id, user_name=trigger.user_name)
+            if trigger
+            else None,
+            created_at=run.created_at,
+            started_at=run.started_at,
+            completed_at=run.completed_at,
+            duration_s=_duration_s(run),
+            paused_s=seconds(run.paused_ms),
+            has_export=run.has_export,
+            error=run.error,
+            pause_reason=run.pause_reason,
+            pause_error=run.pause_error,
+            definition_snapshot=snapshot,
+            truncated=cut,
+        )
+
+
+def _duration_s(run: RunState) -> float | None:
+    if run.started_at is None or run.completed_at is None:
+        return None
+    elapsed_ms = (run.completed_at - run.started_at).total_seconds() * 1000
+    return seconds(max(0.0, elapsed_ms - (run.paused_ms or 0)))
+
+
+# --- get_run_steps --------------------------------------------------------------------------------
+
+
+class StepView(View):
+    id: str
+    node_id: CleanName
+    node_type: CleanName
+    name: CleanName | None = None
+    status: CleanName
+    iteration: int | None = Field(default=None, description="0 first run of the node, 1+ retries")
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    error: CleanText | None = None
+    active_ports: list[CleanName] | None = Field(
+        default=None, description="output ports that fired, e.g. pass or fail on validators"
+    )
+    locales: list[CleanName] | None = None
+    result: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, step: RunStep) -> StepView:
+        result = None
+        if step.result is not None:
+            result, _ = trim_json(
+                step.result,
+                max_text=MAX_RESULT_TEXT_CHARS,
+                max_items=MAX_RESULT_ITEMS,
+                max_depth=4,
+            )
+        return cls(
+            id=step.id,
+            node_id=step.node_id,
+            node_type=step.node_type,
+            name=step.node_display_name,
+            status=step.status,
+            iteration=step.iteration,
+            started_at=step.started_at,
+            completed_at=step.completed_at,
+            error=step.error,
+            active_ports=step.active_ports,
+            locales=step.locales,
+            result=result,
+        )
+
+
+class StepsView(View):
+    """A run's step log, in execution order, after the filters."""
+
+    workflow_id: str
+    run_id: str
+    counts: dict[str, int] = Field(description="steps per status, before failed_only and tail")
+    matching: int = Field(description="steps that passed the filters")
+    omitted: int = Field(description="matching steps left out (earliest first) by tail or the cap")
+    steps: list[StepView]
+    next: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        workflow_id: str,
+        run_id: str,
+        steps: Sequence[RunStep],
+        *,
+        failed_only: bool,
+        tail: int | None,
+    ) -> StepsView:
+        counts: dict[str, int] = {}
+        for step in steps:
+            status = clean_text(step.status, 50)
+            counts[status] = counts.get(status, 0) + 1
+        matching = (
+            [step for step in steps if step.status == "failed"] if failed_only else list(steps)
+        )
+        keep = min(tail or MAX_STEPS, MAX_STEPS)
+        shown = matching[-keep:] if len(matching) > keep else matching
+        omitted = len(matching) - len(shown)
+        hint = None
+        if omitted and tail is None:
+            hint = (
+                f"{omitted} earlier steps left out: narrow with node_id or node_type, or set tail."
+            )
+        elif failed_only and not matching:
+            hint = "No failed steps. get_run_status shows the run's state and error."
+        return cls(
+            workflow_id=workflow_id,
+            run_id=run_id,
+            counts=counts,
+            matching=len(matching),
+            omitted=omitted,
+            steps=[StepView.of(step) for step in shown],
+            next=hint,
+        )
+
+
+# --- get_run_results ------------------------------------------------------------------------------
+
+
+class Metric(View):
+    label: CleanName
+    value: CleanName | None = None
+    status: CleanName = Field(description="available, not_ready, unsupported or unavailable")
+    reason: CleanText | None = None
+
+    @classmethod
+    def of(cls, metric: OverviewMetric) -> Metric:
+        value = metric.formatted_value
+        if value is None and metric.value is not None:
+            value = f"{metric.value}{' ' + metric.unit if metric.unit else ''}"
+        return cls(label=metric.label, value=value, status=metric.status, reason=metric.reason)
+
+
+class ValidatorScore(View):
+    node_id: CleanName
+    label: CleanName
+    kind: CleanName
+    status: CleanName
+    avg_score: float | None = None
+    pass_rate: float | None = Field(default=None, description="0..1")
+    pass_count: int | None = None
+    fail_count: int | None = None
+    retry_count: int | None = None
+
+    @classmethod
+    def of(cls, validator: ValidatorSummary) -> ValidatorScore:
+        return cls(
+            node_id=validator.node_id,
+            label=validator.label,
+            kind=validator.kind,
+            status=validator.status,
+            avg_score=validator.avg_score,
+            pass_rate=validator.pass_rate,
+            pass_count=validator.pass_count,
+            fail_count=validator.fail_count,
+            retry_count=validator.retry_count,
+        )
+
+
+class LanguageAudioView(View):
+    locale: CleanName
+    lines: int
+    total_s: float | None
+
+    @classmethod
+    def of(cls, audio: LanguageAudio) -> LanguageAudioView:
+        return cls(
+            locale=audio.locale_code,
+            lines=audio.line_count,
+            total_s=seconds(audio.total_duration_ms),
+        )
+
+
+class NodeIssue(View):
+    node_id: CleanName
+    name: CleanName | None = None
+    status: CleanName
+    error: CleanText | None = None
+
+    @classmethod
+    def of(cls, node: NodeState) -> NodeIssue:
+        return cls(
+            node_id=node.node_id, name=node.node_display_name, status=node.status, error=node.error
+        )
+
+
+class ResultsOverview(View):
+    metrics: list[Metric]
+    validators: list[ValidatorScore] = Field(description="scores read each line's last take")
+    audio_by_language: list[LanguageAudioView]
+    nodes_not_completed: list[NodeIssue]
+
+    @classmethod
+    def of(cls, overview: RunOverview) -> ResultsOverview:
+        return cls(
+            metrics=[
+                Metric.of(metric)
+                for section in overview.metric_sections
+                for metric in section.metrics
+            ],
+            validators=[ValidatorScore.of(v) for v in overview.validators],
+            audio_by_language=[LanguageAudioView.of(a) for a in overview.audio_by_language],
+            nodes_not_completed=[
+                NodeIssue.of(node)
+                for node in overview.workflow_snapshot.node_states
+                if node.status != "completed"
+            ],
+        )
+
+
+class LocaleAudio(View):
+    locale: CleanName
+    delivered_lines: int | None = None
+    delivered_s: float | None = None
+    replaced_s: float | None = Field(default=None, description="audio of takes a retry replaced")
+
+
+# The analysis blocks are loosely typed by the API (each carries its own status, so one failing
+# block doesn't blank the others); every field is read defensively: a missing or odd value
+# becomes None, never an error.
+
+
+class AnalysisAudio(View):
+    status: CleanName | None = None
+    delivered_s: float | None = None
+    generated_s: float | None = None
+    by_locale: list[LocaleAudio]
+
+    @classmethod
+    def of(cls, block: Mapping[str, Any]) -> AnalysisAudio:
+        return cls(
+            status=_text(block.get("status")),
+            delivered_s=seconds(_float(block.get("delivered_total_ms"))),
+            generated_s=seconds(_float(block.get("generated_total_ms"))),
+            by_locale=[
+                LocaleAudio(
+                    locale=_text(row.get("locale_code")) or "?",
+                    delivered_lines=_int(row.get("delivered_line_count")),
+                    delivered_s=seconds(_float(row.get("delivered_duration_ms"))),
+                    replaced_s=seconds(_float(row.get("replaced_duration_ms"))),
+                )
+                for row in _mappings(block.get("by_locale"))
+            ],
+        )
+
+
+class LocaleScore(View):
+    locale: CleanName
+    avg_score: float | None = None
+    pass_count: int | None = None
+    fail_count: int | None = None
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> LocaleScore:
+        return cls(
+            locale=_text(row.get("locale_code")) or "?",
+            avg_score=_float(row.get("avg_score")),
+            pass_count=_int(row.get("pass_count")),
+            fail_count=_int(row.get("fail_count")),
+        )
+
+
+class AnalysisValidator(View):
+    node_id: CleanName | None = None
+    label: CleanName | None = None
+    status: CleanName | None = None
+    threshold: float | None = None
+    retry_count: int | None = None
+    locales: list[LocaleScore]
+
+    @classmethod
+    def of(cls, block: Mapping[str, Any]) -> AnalysisValidator:
+        return cls(
+            node_id=_text(block.get("node_id")),
+            label=_text(block.get("label")),
+            status=_text(block.get("status")),
+            threshold=_float(block.get("threshold")),
+            retry_count=_int(block.get("retry_count")),
+            locales=[LocaleScore.of(row) for row in _mappings(block.get("locales"))],
+        )
+
+
+class CreditRow(View):
+    node_id: CleanName | None = None
+    name: CleanName | None = None
+    credits: float | None = None
+    retries: int | None = None
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> CreditRow:
+        return cls(
+            node_id=_text(row.get("node_id")),
+            name=_text(row.get("display_name")),
+            credits=_float(row.get("credits_fractional")),
+            retries=_int(row.get("retries")),
+        )
+
+
+class AnalysisCredits(View):
+    charged: int | None = Field(default=None, description="credits debited for the run")
+    total: float | None = Field(default=None, description="fractional credits of the work")
+    rows: list[CreditRow] = Field(description="nodes that cost something")
+    rows_omitted: int = 0
+
+    @classmethod
+    def of(cls, block: Mapping[str, Any]) -> AnalysisCredits:
+        # Free nodes (most of a graph) would only repeat zeros.
+        costly = [CreditRow.of(row) for row in _mappings(block.get("rows"))]
+        costly = [row for row in costly if row.credits]
+        return cls(
+            charged=_int(block.get("charged")),
+            total=_float(block.get("total_fractional")),
+            rows=costly[:MAX_CREDIT_ROWS],
+            rows_omitted=max(0, len(costly) - MAX_CREDIT_ROWS),
+        )
+
+
+class ResultsAnalysis(View):
+    duration_s: float | None = None
+    paused_s: float | None = None
+    audio: AnalysisAudio
+    validators: list[AnalysisValidator] = Field(description="scores read the delivered take")
+    credits: AnalysisCredits
+
+    @classmethod
+    def of(cls, analysis: RunAnalysis) -> ResultsAnalysis:
+        return cls(
+            duration_s=seconds(analysis.run.duration_ms),
+            paused_s=seconds(analysis.run.paused_ms),
+            audio=AnalysisAudio.of(analysis.audio),
+            validators=[AnalysisValidator.of(block) for block in analysis.validators],
+            credits=AnalysisCredits.of(analysis.credits),
+        )
+
+
+class Clip(View):
+    locale: CleanName | None = None
+    audio_id: CleanName | None = Field(default=None, description="for get_download_url")
+    duration_s: float | None = None
+
+
+class OutputLineView(View):
+    clips: list[Clip]
+    delivered: bool | None = Field(default=None, description="passed every delivery check")
+    failing_checks: int = 0
+
+    @classmethod
+    def of(cls, line: OutputLine) -> OutputLineView:
+        delivery = line.delivery
+        return cls(
+            clips=[
+                Clip(
+                    locale=_text(file.get("locale_code")),
+                    audio_id=_text(file.get("audio_id")),
+                    duration_s=seconds(_float(file.get("duration_ms"))),
+                )
+                for file in line.audio_files
+            ],
+            delivered=delivery.passed if delivery else None,
+            failing_checks=len(delivery.failing_checks) if delivery else 0,
+        )
+
+
+class OutputView(View):
+    node_id: CleanName = Field(description="for get_download_url node_id")
+    name: CleanName | None = None
+    node_type: CleanName
+    status: CleanName
+    line_count: int | None = None
+    truncated: bool = Field(description="OnePin capped the lines of this output")
+    lines: list[OutputLineView] = Field(description=f"the first {MAX_OUTPUT_LINES} lines")
+
+    @classmethod
+    def of(cls, output: SinkOutput) -> OutputView:
+        return cls(
+            node_id=output.node_id,
+            name=output.display_name,
+            node_type=output.node_type,
+            status=output.status,
+            line_count=output.line_count if output.line_count is not None else len(output.lines),
+            truncated=output.truncated,
+            lines=[OutputLineView.of(line) for line in output.lines[:MAX_OUTPUT_LINES]],
+        )
+
+
+class RunResultsView(View):
+    """A run's results; which section is filled depends on `view`."""
+
+    workflow_id: str
+    run_id: str
+    run_status: RunStatus
+    view: Literal["overview", "analysis", "outputs"]
+    overview: ResultsOverview | None = None
+    analysis: ResultsAnalysis | None = None
+    outputs: list[OutputView] | None = Field(default=None, description="one per output node")
+    next: str | None = None
+
+    @classmethod
+    def of_overview(cls, workflow_id: str, overview: RunOverview) -> RunResultsView:
+        return cls(
+            workflow_id=workflow_id,
+            run_id=overview.run.id,
+            run_status=overview.run.status,
+            view="overview",
+            overview=ResultsOverview.of(overview),
+        )
+
+    @classmethod
+    def of_analysis(cls, workflow_id: str, analysis: RunAnalysis) -> RunResultsView:
+        return cls(
+            workflow_id=workflow_id,
+            run_id=analysis.run.id,
+            run_status=analysis.run.status,
+            view="analysis",
+            analysis=ResultsAnalysis.of(analysis),
+        )
+
+    @classmethod
+    def of_outputs(cls, workflow_id: str, outputs: RunOutputs) -> RunResultsView:
+        cut = any(len(o.lines) > MAX_OUTPUT_LINES for o in outputs.outputs)
+        return cls(
+            workflow_id=workflow_id,
+            run_id=outputs.run_id,
+            run_status=outputs.run_status,
+            view="outputs",
+            outputs=[OutputView.of(output) for output in outputs.outputs],
+            next="get_run_data pages through every line; get_download_url gets the audio."
+            if cut
+            else None,
+        )
+
+
+# --- get_run_data ---------------------------------------------------------------------------------
+
+
+class Score(View):
+    kind: CleanName
+    label: CleanName | None = None
+    score: float | None = None
+    status: CleanName
+
+
+class CardView(View):
+    locale: CleanName | None = None
+    text: CleanText | None = Field(default=None, description="the line in this locale")
+    status: CleanName | None = Field(
+        default=None, description="delivered, generated, not_delivered or dropped"
+    )
+    audio_status: CleanName | None = None
+    audio_id: str | None = Field(default=None, description="for get_download_url audio_id")
+    duration_s: float | None = None
+    playback_url: str | None = Field(default=None, description="presigned, about 15 minutes")
+    voice: CleanName | None = None
+    scores: list[Score]
+    retries: int | None = None
+    reason: CleanText | None = Field(default=None, description="why the audio is not available")
+
+    @classmethod
+    def of(cls, card: DataCard) -> CardView:
+        audio = card.audio
+        return cls(
+            locale=card.locale_code,
+            text=card.script,
+            status=card.status,
+            audio_status=audio.status if audio else None,
+            audio_id=card.audio_id,
+            duration_s=seconds(audio.duration_ms) if audio else None,
+            playback_url=audio.playback_url if audio and audio.status == "available" else None,
+            voice=card.voice.display_name if card.voice else None,
+            scores=[
+                Score(kind=v.kind, label=v.label, score=v.score, status=v.status)
+                for v in card.validations
+            ],
+            retries=card.retry_count,
+            reason=audio.reason if audio else None,
+        )
+
+
+class DataRowView(View):
+    line_index: int | None = None
+    script: CleanText | None = None
+    cards: list[CardView] = Field(description="one per locale and take")
+
+    @classmethod
+    def of(cls, row: DataRow) -> DataRowView:
+        return cls(
+            line_index=row.line_index,
+            script=row.script,
+            cards=[CardView.of(card) for card in row.cards],
+        )
+
+
+class RunDataView(View):
+    """One page of a run's script lines with their audio per locale."""
+
+    workflow_id: str
+    run_id: str
+    run_status: RunStatus
+    rows: list[DataRowView]
+    total: int | None = Field(description="lines matching search (language filters cards only)")
+    offset: int
+    next_offset: int | None
+    partial: bool = Field(description="true: some values are still being computed")
+    next: str | None = None
+
+    @classmethod
+    def of(cls, data: RunData) -> RunDataView:
+        page = data.page
+        more = None
+        if page.next_offset is not None:
+            more = f"More lines: call get_run_data with offset={page.next_offset}."
+        return cls(
+            workflow_id=data.workflow_id,
+            run_id=data.run_id,
+            run_status=data.run_status,
+            rows=[DataRowView.of(row) for row in data.rows],
+            total=page.total,
+            offset=page.offset,
+            next_offset=page.next_offset,
+            partial=data.partial is not None and data.partial.status != "available",
+            next=more,
+        )
+
+
+# --- get_runs_summary, get_download_url, preview_run ----------------------------------------------
+
+
+class RunsSummaryView(View):
+    """How a workflow's runs went, over the whole history or a time range."""
+
+    workflow_id: str
+    from_time: datetime | None = None
+    to_time: datetime | None = None
+    total_runs: int
+    counts: dict[str, int] = Field(description="runs per status; zeros left out")
+    pass_rate: float | None = Field(
+        default=None, description="completed / (completed + failed), 0..1; None without either"
+    )
+    average_duration_s: float | None = Field(default=None, description="of completed runs")
+    delivered_audio_s: float | None = None
+
+    @classmethod
+    def of(
+        cls,
+        workflow_id: str,
+        summary: RunsSummary,
+        from_time: datetime | None,
+        to_time: datetime | None,
+    ) -> RunsSummaryView:
+        statuses = ("pending", "running", "paused", "completed", "failed", "cancelled")
+        counts = {status: getattr(summary, status) for status in statuses}
+        return cls(
+            workflow_id=workflow_id,
+            from_time=from_time,
+            to_time=to_time,
+            total_runs=summary.total_runs,
+            counts={status: n for status, n in counts.items() if n},
+            pass_rate=summary.pass_rate,
+            average_duration_s=None
+            if summary.average_duration_seconds is None
+            else round(summary.average_duration_seconds, 1),
+            delivered_audio_s=seconds(summary.delivered_audio_ms),
+        )
+
+
+class DownloadView(View):
+    """A presigned link: fetch it within about 15 minutes, and ask again rather than keep it."""
+
+    covers: Literal["run", "node", "clip"] = Field(
+        description="the whole run's ZIP, one output node's ZIP, or one audio clip"
+    )
+    url: str
+    filename: CleanName | None = None
+    expires_at: datetime | None = None
+
+    @classmethod
+    def of(cls, link: DownloadUrl, covers: Literal["run", "node", "clip"]) -> DownloadView:
+        return cls(covers=covers, url=link.url, filename=link.filename, expires_at=link.expires_at)
+
+
+class PreviewView(View):
+    """What a run would cost and whether the balance allows it. Nothing was charged."""
+
+    workflow_id: str
+    min_credits: int
+    expected_credits: int
+    max_credits: int
+    balance: int
+    can_run: bool = Field(description="the balance passes the start gate")
+    deficit_at_max: int = Field(description="credits short if the run costs the maximum")
+    will_incur_overage: bool | None = None
+    estimated_overage_cents: int | None = None
+    overage_rate_cents_per_credit: float | None = None
+    next: str
+
+    @classmethod
+    def of(cls, workflow_id: str, estimate: Estimate) -> PreviewView:
+        if not estimate.can_run:
+            hint = (
+                f"The balance ({estimate.current_balance}) does not allow this run: add "
+                "credits or shorten the script, then preview again."
+            )
+        elif estimate.deficit_at_max > 0:
+            hint = (
+                f"It can start, but at its maximum it would need {estimate.deficit_at_max} more "
+                "credits than the balance. start_run starts it (billable)."
+            )
+        else:
+            hint = "The balance covers it: start_run starts it (billable)."
+        return cls(
+            workflow_id=workflow_id,
+            min_credits=estimate.min_credits,
+            expected_credits=estimate.expected_credits,
+            max_credits=estimate.max_credits,
+            balance=estimate.current_balance,
+            can_run=estimate.can_run,
+            deficit_at_max=estimate.deficit_at_max,
+            will_incur_overage=estimate.will_incur_overage,
+            estimated_overage_cents=estimate.estimated_overage_cents,
+            overage_rate_cents_per_credit=estimate.overage_rate_cents_per_credit,
+            next=hint,
+        )
+
+
+# --- reading loosely typed API blocks -------------------------------------------------------------
+
+
+def _mappings(value: Any) -> list[Mapping[str, Any]]:
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float(value: Any) -> float | None:
+    """A number, or a decimal string such as OnePin's "0.2300" credit amounts."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None  # NaN and infinity are not JSON

@@ -1,0 +1,269 @@
+"""Views of the `workflows` toolset: compact list rows, and one workflow as summary, graph or
+markdown.
+
+Also home of `trim_json`, which makes free-form API objects (definitions, step results, usage
+blocks) safe and small enough to show: the runs views use it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field
+
+from onepin_mcp.models import (
+    GraphNode,
+    Page,
+    RunListItem,
+    RunStatus,
+    RunStatusCounts,
+    Workflow,
+    WorkflowListItem,
+    WorkflowMarkdown,
+)
+from onepin_mcp.views import MAX_NAME_CHARS, MAX_TEXT_CHARS, CleanName, CleanText, View, clean_text
+
+# The markdown rendering of a big workflow can run long; past this an agent should page the
+# graph instead (view="definition").
+MAX_MARKDOWN_CHARS = 8000
+# Long strings inside a definition are scripts; the summary view already counts their lines.
+MAX_DEFINITION_TEXT_CHARS = 4000
+
+
+def _clean_markdown(value: str) -> str:
+    return clean_text(value, MAX_MARKDOWN_CHARS)
+
+
+CleanMarkdown = Annotated[str, AfterValidator(_clean_markdown)]
+
+
+# --- free-form JSON -------------------------------------------------------------------------------
+
+
+def trim_json(
+    value: Any, *, max_text: int = MAX_TEXT_CHARS, max_items: int | None = None, max_depth: int = 12
+) -> tuple[Any, bool]:
+    """A JSON value with every string (keys too) cleaned and capped, lists capped at `max_items`
+    and nesting cut at `max_depth`; and whether anything was cut."""
+    trimmer = _Trimmer(max_text, max_items, max_depth)
+    return trimmer.trim(value, 0), trimmer.cut
+
+
+class _Trimmer:
+    def __init__(self, max_text: int, max_items: int | None, max_depth: int) -> None:
+        self.max_text = max_text
+        self.max_items = max_items
+        self.max_depth = max_depth
+        self.cut = False
+
+    def trim(self, value: Any, depth: int) -> Any:
+        if isinstance(value, str):
+            cleaned = clean_text(value, self.max_text)
+            self.cut |= len(value) > self.max_text
+            return cleaned
+        if not isinstance(value, Mapping | list | tuple):
+            return value  # numbers, booleans, None
+        if depth >= self.max_depth:
+            self.cut = True
+            return "…"
+        if isinstance(value, Mapping):
+            return {
+                clean_text(str(key), MAX_NAME_CHARS): self.trim(item, depth + 1)
+                for key, item in value.items()
+            }
+        items = list(value)
+        if self.max_items is not None and len(items) > self.max_items:
+            self.cut = True
+            items = items[: self.max_items]
+        return [self.trim(item, depth + 1) for item in items]
+
+
+def nonzero_counts(counts: RunStatusCounts | None) -> dict[str, int]:
+    """Run counts per status, without the zeros (most workflows use two or three statuses)."""
+    if counts is None:
+        return {}
+    return {status: n for status, n in counts.model_dump().items() if n}
+
+
+# --- list_workflows -------------------------------------------------------------------------------
+
+
+class WorkflowRow(View):
+    id: str
+    name: CleanName
+    runs_count: int | None = None
+    run_status_counts: dict[str, int] = Field(
+        default_factory=dict, description="runs per status over all runs; zeros left out"
+    )
+    last_run_status: RunStatus | None = None
+    last_run_at: datetime | None = None
+
+    @classmethod
+    def of(cls, item: WorkflowListItem) -> WorkflowRow:
+        return cls(
+            id=item.id,
+            name=item.name,
+            runs_count=item.runs_count,
+            run_status_counts=nonzero_counts(item.run_status_counts),
+            last_run_status=item.last_run_status,
+            last_run_at=item.last_run_at,
+        )
+
+
+class WorkflowList(View):
+    """One page of workflows; `next_offset` is None on the last page."""
+
+    items: list[WorkflowRow]
+    total: int | None
+    offset: int
+    next_offset: int | None
+    next: str | None = Field(default=None, description="how to get the next page, if any")
+
+    @classmethod
+    def of(cls, page: Page[WorkflowListItem]) -> WorkflowList:
+        more = None
+        if page.next_offset is not None:
+            more = f"More workflows: call list_workflows with offset={page.next_offset}."
+        return cls(
+            items=[WorkflowRow.of(item) for item in page.items],
+            total=page.total,
+            offset=page.offset,
+            next_offset=page.next_offset,
+            next=more,
+        )
+
+
+# --- get_workflow ---------------------------------------------------------------------------------
+
+
+class NodeSummary(View):
+    """A graph node; the settings an agent most often needs ride along where they apply."""
+
+    id: CleanName
+    type: CleanName
+    name: CleanName | None = None
+    target_languages: list[CleanName] | None = Field(
+        default=None, description="translators: the languages it produces"
+    )
+    threshold: float | None = Field(default=None, description="validators: the passing score")
+    max_retries: int | None = Field(default=None, description="validators: regenerations allowed")
+
+    @classmethod
+    def of(cls, node: GraphNode) -> NodeSummary:
+        config = node.config or {}
+        targets = config.get("target_languages")
+        is_validator = node.type.startswith("validator_")
+        return cls(
+            id=node.id,
+            type=node.type,
+            name=node.name,
+            target_languages=[str(t) for t in targets] if isinstance(targets, list) else None,
+            threshold=_number(config.get("threshold")) if is_validator else None,
+            max_retries=_integer(config.get("max_retries")) if is_validator else None,
+        )
+
+
+class LastRun(View):
+    id: str
+    status: RunStatus
+    run_number: int | None = None
+    created_at: datetime | None = None
+    completed_at: datetime | None = None
+
+    @classmethod
+    def of(cls, run: RunListItem) -> LastRun:
+        return cls(
+            id=run.id,
+            status=run.status,
+            run_number=run.run_number,
+            created_at=run.created_at,
+            completed_at=run.completed_at,
+        )
+
+
+class WorkflowView(View):
+    """One workflow. Which fields are filled depends on `view`: summary fills description,
+    nodes, script and run fields; definition fills `definition`; markdown fills `markdown`."""
+
+    id: str
+    name: CleanName
+    view: Literal["summary", "definition", "markdown"]
+    description: CleanText | None = None
+    nodes: list[NodeSummary] | None = None
+    source_language: CleanName | None = Field(default=None, description="of the saved script")
+    script_lines: int | None = Field(
+        default=None, description="non-empty lines of the saved script (None: from an upload)"
+    )
+    runs_count: int | None = None
+    run_status_counts: dict[str, int] | None = None
+    last_run: LastRun | None = None
+    definition: dict[str, Any] | None = Field(
+        default=None, description="the graph (nodes, edges) and execution order, as stored"
+    )
+    truncated: bool = Field(
+        default=False,
+        description="long text (scripts, markdown) was cut; the onepin://workflows/{id} "
+        "resource has it whole",
+    )
+    markdown: CleanMarkdown | None = None
+
+    @classmethod
+    def of_summary(cls, workflow: Workflow, last_run: RunListItem | None) -> WorkflowView:
+        graph = workflow.definition.graph
+        nodes = graph.nodes if graph else []
+        source = next((node for node in nodes if node.type == "source_script"), None)
+        config = (source.config or {}) if source else {}
+        script = config.get("script_text")
+        language = config.get("source_language")
+        return cls(
+            id=workflow.id,
+            name=workflow.name,
+            view="summary",
+            description=workflow.description,
+            nodes=[NodeSummary.of(node) for node in nodes],
+            source_language=language if isinstance(language, str) and language else None,
+            script_lines=_line_count(script) if isinstance(script, str) else None,
+            runs_count=workflow.runs_count,
+            run_status_counts=nonzero_counts(workflow.run_status_counts),
+            last_run=LastRun.of(last_run) if last_run else None,
+        )
+
+    @classmethod
+    def of_definition(cls, workflow: Workflow) -> WorkflowView:
+        definition, cut = trim_json(
+            workflow.definition.to_api(), max_text=MAX_DEFINITION_TEXT_CHARS
+        )
+        return cls(
+            id=workflow.id,
+            name=workflow.name,
+            view="definition",
+            definition=definition,
+            truncated=cut,
+        )
+
+    @classmethod
+    def of_markdown(cls, markdown: WorkflowMarkdown) -> WorkflowView:
+        return cls(
+            id=markdown.workflow_id,
+            name=markdown.name,
+            view="markdown",
+            markdown=markdown.markdown,
+            truncated=len(markdown.markdown) > MAX_MARKDOWN_CHARS,
+        )
+
+
+def _line_count(script: str) -> int:
+    return sum(1 for line in script.splitlines() if line.strip())
+
+
+def _number(value: Any) -> float | None:
+    # bool is an int in Python, but never a threshold.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _integer(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

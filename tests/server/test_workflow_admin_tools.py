@@ -1,0 +1,310 @@
+"""The workflow_admin tools: create, update, duplicate, validate and delete workflows and list
+their uploads, with effects checked through the OnePin client, and their refusals."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from onepin_mcp.client import OnePinClient
+from onepin_mcp.errors import OnePinAPIError
+from onepin_mcp.sandbox import ApiKey, Sandbox, seed
+from onepin_mcp.selection import ToolSelection
+from onepin_mcp.server import create_server
+
+from .conftest import NO_WAIT_RETRY, error_text, sandbox_settings, structured
+
+pytestmark = pytest.mark.anyio
+
+COMPLETES = seed.WORKFLOW_COMPLETES_ID
+
+
+@pytest.fixture
+async def runnable(api: OnePinClient) -> dict[str, Any]:
+    """A definition that passes every run-start gate: a seeded workflow's."""
+    return (await api.get_workflow(COMPLETES)).definition.to_api()
+
+
+def without_outputs(definition: dict[str, Any]) -> dict[str, Any]:
+    broken = copy.deepcopy(definition)
+    graph = broken["graph"]
+    sinks = {node["id"] for node in graph["nodes"] if node["type"] == "sink_preview"}
+    graph["nodes"] = [node for node in graph["nodes"] if node["id"] not in sinks]
+    graph["edges"] = [edge for edge in graph["edges"] if edge["target"] not in sinks]
+    return broken
+
+
+# --- create_workflow ------------------------------------------------------------------------------
+
+
+async def test_create_workflow_saves_name_description_and_graph(
+    mcp_client: Client, api: OnePinClient, runnable: dict[str, Any]
+) -> None:
+    created = structured(
+        await mcp_client.call_tool(
+            "create_workflow",
+            {"name": "Spring promo", "description": "EN+KO promo", "definition": runnable},
+        )
+    )
+
+    saved = await api.get_workflow(created["id"])
+    assert saved.name == created["name"] == "Spring promo"
+    assert saved.description == "EN+KO promo"
+    assert saved.definition.graph is not None
+    assert (
+        created["node_count"]
+        == len(saved.definition.graph.nodes)
+        == len(runnable["graph"]["nodes"])
+    )
+    assert created["edge_count"] == len(runnable["graph"]["edges"])
+    assert "validate_workflow" in created["next"]
+
+
+async def test_create_workflow_without_arguments_makes_an_empty_placeholder(
+    mcp_client: Client, api: OnePinClient
+) -> None:
+    created = structured(await mcp_client.call_tool("create_workflow", {}))
+
+    assert created["node_count"] == 0
+    assert "update_workflow" in created["next"]
+    saved = await api.get_workflow(created["id"])
+    assert saved.name == "Untitled workflow"
+    assert saved.name_source == "placeholder"
+
+
+async def test_create_workflow_with_a_broken_graph_lists_the_bad_fields_and_saves_nothing(
+    mcp_client: Client, api: OnePinClient
+) -> None:
+    before = await api.list_workflows()
+    broken = {
+        "graph": {
+            "nodes": [{"id": "a", "type": "teleporter", "position": {"x": 0, "y": 0}}],
+            "edges": [],
+        }
+    }
+
+    result = await mcp_client.call_tool("create_workflow", {"name": "Bad", "definition": broken})
+
+    text = error_text(result)
+    assert text.startswith("OnePin answered 422")
+    assert "Fix these fields: definition.graph.nodes[0].type" in text
+    assert (await api.list_workflows()).total == before.total
+
+
+# --- update_workflow ------------------------------------------------------------------------------
+
+
+async def test_update_workflow_changes_only_the_given_fields(
+    mcp_client: Client, api: OnePinClient
+) -> None:
+    original = await api.get_workflow(COMPLETES)
+
+    renamed = structured(
+        await mcp_client.call_tool(
+            "update_workflow", {"workflow_id": COMPLETES, "name": "Product tour, v2"}
+        )
+    )
+
+    assert renamed["name"] == "Product tour, v2"
+    saved = await api.get_workflow(COMPLETES)
+    assert saved.name == "Product tour, v2"
+    assert saved.description == original.description
+    assert saved.definition == original.definition
+
+
+async def test_update_workflow_replaces_the_graph_and_clears_the_description_with_empty_text(
+    mcp_client: Client, api: OnePinClient, runnable: dict[str, Any]
+) -> None:
+    smaller = without_outputs(runnable)
+
+    updated = structured(
+        await mcp_client.call_tool(
+            "update_workflow",
+            {"workflow_id": COMPLETES, "description": "", "definition": smaller},
+        )
+    )
+
+    assert updated["node_count"] == len(smaller["graph"]["nodes"])
+    saved = await api.get_workflow(COMPLETES)
+    assert saved.description is None
+    assert saved.definition.graph is not None
+    assert len(saved.definition.graph.nodes) == len(smaller["graph"]["nodes"])
+
+
+async def test_update_workflow_with_nothing_to_change_is_refused_before_calling_onepin(
+    mcp_client: Client, sandbox: Sandbox
+) -> None:
+    result = await mcp_client.call_tool("update_workflow", {"workflow_id": COMPLETES})
+
+    assert "Give at least one of name, description or definition" in error_text(result)
+    assert len(sandbox.requests) == 0
+
+
+async def test_update_workflow_on_an_unknown_workflow_names_the_listing_tool(
+    mcp_client: Client,
+) -> None:
+    result = await mcp_client.call_tool(
+        "update_workflow", {"workflow_id": str(uuid.uuid4()), "name": "Renamed"}
+    )
+
+    text = error_text(result)
+    assert text.startswith("OnePin answered 404")
+    assert "list_workflows" in text
+
+
+# --- duplicate_workflow ---------------------------------------------------------------------------
+
+
+async def test_duplicate_workflow_makes_a_separate_copy(
+    mcp_client: Client, api: OnePinClient
+) -> None:
+    source = await api.get_workflow(COMPLETES)
+
+    duplicated = structured(
+        await mcp_client.call_tool("duplicate_workflow", {"workflow_id": COMPLETES})
+    )
+
+    assert duplicated["id"] != COMPLETES
+    assert duplicated["name"] == f"{source.name} (Copy)"
+    assert duplicated["id"] in duplicated["next"]
+    copy_saved = await api.get_workflow(duplicated["id"])
+    assert copy_saved.definition == source.definition
+    await api.update_workflow(duplicated["id"], name="Changed copy")
+    assert (await api.get_workflow(COMPLETES)).name == source.name
+
+
+async def test_duplicate_workflow_of_an_unknown_workflow_names_the_listing_tool(
+    mcp_client: Client,
+) -> None:
+    result = await mcp_client.call_tool("duplicate_workflow", {"workflow_id": str(uuid.uuid4())})
+
+    assert "list_workflows" in error_text(result)
+
+
+# --- validate_workflow ----------------------------------------------------------------------------
+
+
+async def test_validate_workflow_accepts_a_runnable_definition(
+    mcp_client: Client, runnable: dict[str, Any]
+) -> None:
+    report = structured(await mcp_client.call_tool("validate_workflow", {"definition": runnable}))
+
+    assert report["valid"] is True
+    assert report["errors"] == []
+    assert "create_workflow" in report["next"]
+
+
+async def test_validate_workflow_names_the_rule_a_definition_breaks_and_saves_nothing(
+    mcp_client: Client, api: OnePinClient, runnable: dict[str, Any]
+) -> None:
+    before = await api.list_workflows()
+
+    report = structured(
+        await mcp_client.call_tool("validate_workflow", {"definition": without_outputs(runnable)})
+    )
+
+    assert report["valid"] is False
+    assert "output_required" in [issue["rule"] for issue in report["errors"]]
+    assert all(issue["message"] for issue in report["errors"])
+    assert "fix each error" in report["next"]
+    assert (await api.list_workflows()).total == before.total
+
+
+async def test_validate_workflow_refuses_a_definition_that_is_not_an_object(
+    mcp_client: Client, sandbox: Sandbox
+) -> None:
+    result = await mcp_client.call_tool("validate_workflow", {"definition": "two nodes please"})
+
+    assert "definition" in error_text(result)
+    assert len(sandbox.requests) == 0
+
+
+# --- delete_workflow ------------------------------------------------------------------------------
+
+
+async def test_delete_workflow_removes_it_and_a_second_delete_says_it_is_gone(
+    mcp_client: Client, api: OnePinClient
+) -> None:
+    victim = await api.duplicate_workflow(COMPLETES)
+
+    deleted = structured(await mcp_client.call_tool("delete_workflow", {"workflow_id": victim.id}))
+
+    assert deleted == {"id": victim.id, "deleted": True}
+    with pytest.raises(OnePinAPIError) as gone:
+        await api.get_workflow(victim.id)
+    assert gone.value.status == 404
+    assert victim.id not in [w.id for w in (await api.list_workflows(limit=100)).items]
+
+    again = error_text(await mcp_client.call_tool("delete_workflow", {"workflow_id": victim.id}))
+    assert again.startswith("OnePin answered 404")
+    assert "list_workflows" in again
+
+
+# --- list_workflow_uploads ------------------------------------------------------------------------
+
+
+async def test_list_workflow_uploads_shows_a_workflows_script_file(mcp_client: Client) -> None:
+    page = structured(
+        await mcp_client.call_tool("list_workflow_uploads", {"workflow_id": seed.WORKFLOW_LONG_ID})
+    )
+
+    uploads = {item["id"]: item for item in page["items"]}
+    chapter = uploads[seed.UPLOAD_CHAPTER_ID]
+    assert chapter["filename"].endswith(".txt")
+    assert chapter["status"] == "uploaded"
+    assert chapter["line_count"] > 0
+    assert page["offset"] == 0
+    assert page["next_offset"] is None
+    assert page["next"] is None
+
+
+async def test_list_workflow_uploads_of_a_workflow_without_uploads_is_empty(
+    mcp_client: Client,
+) -> None:
+    page = structured(
+        await mcp_client.call_tool("list_workflow_uploads", {"workflow_id": seed.WORKFLOW_DRAFT_ID})
+    )
+
+    assert page["items"] == []
+    assert page["next_offset"] is None
+
+
+async def test_list_workflow_uploads_of_an_unknown_workflow_names_the_listing_tool(
+    mcp_client: Client,
+) -> None:
+    result = await mcp_client.call_tool("list_workflow_uploads", {"workflow_id": str(uuid.uuid4())})
+
+    text = error_text(result)
+    assert text.startswith("OnePin answered 404")
+    assert "list_workflows" in text
+
+
+# --- roles ----------------------------------------------------------------------------------------
+
+
+async def test_a_viewer_key_cannot_edit_workflows_and_is_told_which_role_is_needed(
+    mode: str, runnable: dict[str, Any]
+) -> None:
+    key = "op_live_" + "V" * 32
+    viewer = Sandbox(manual_clock=True, api_keys=[ApiKey(key, role="viewer")])
+    server = create_server(
+        sandbox_settings(viewer, api_key=key),
+        selection=ToolSelection(toolsets=("workflow_admin",)),
+        transport=viewer.transport(),
+        retry=NO_WAIT_RETRY,
+    )
+    async with Client(server, mode=mode) as client:
+        created = await client.call_tool("create_workflow", {"name": "Nope"})
+        checked = await client.call_tool("validate_workflow", {"definition": runnable})
+        listed = await client.call_tool("list_workflow_uploads", {"workflow_id": COMPLETES})
+
+    for result in (created, checked):
+        text = error_text(result)
+        assert text.startswith("OnePin answered 403")
+        assert "editor role" in text
+    assert structured(listed)["items"] == []
+    assert [r.status for r in viewer.requests if r.method == "POST"] == [403, 403]

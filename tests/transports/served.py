@@ -1,0 +1,141 @@
+"""`onepin-mcp` as a real process: the environment it gets, and HTTP servers on loopback ports.
+
+Each child gets an environment built from scratch (PATH, a temporary HOME, and what the test
+passes), never the developer's: a real `ONEPIN_API_KEY` or `~/.onepin/credentials` must not leak
+into a test, and a test must not pass because of one. HTTP servers are started on `--port 0`;
+the URL is read from the announcement on stderr, with a deadline. Stderr is drained by a thread
+for the whole life of the process (an undrained pipe would eventually block the server) and kept
+for assertions and diagnostics. Stdout goes to a file: the server must never write there.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+ANNOUNCED = re.compile(r"serving MCP over \S+ at (http://\S+)")
+START_DEADLINE_S = 30.0
+STOP_DEADLINE_S = 15.0
+
+
+def child_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update(extra or {})
+    return env
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "onepin_mcp", *args]
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen[str]
+    url: str
+    stderr_lines: list[str]
+    reader: threading.Thread
+    stdout_file: Any
+    # What the process wrote to stdout, read when it was stopped.
+    stdout: str | None = field(default=None)
+
+    @property
+    def base(self) -> str:
+        """The URL without its path: where /healthz lives."""
+        return self.url.rsplit("/", 1)[0]
+
+    def stderr_text(self) -> str:
+        return "".join(self.stderr_lines)
+
+    def stdout_text(self) -> str:
+        assert self.stdout is not None, "stdout is read once the server is stopped"
+        return self.stdout
+
+
+def start_server(
+    *args: str,
+    home: Path,
+    env: Mapping[str, str] | None = None,
+    deadline_s: float = START_DEADLINE_S,
+) -> Served:
+    """Start `onepin-mcp ARGS --port 0` and wait for the URL it announces."""
+    stdout_file = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115
+    argv = command(*args, "--port", "0")
+    process = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout_file,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(home, env),
+        cwd=REPO,
+    )
+    assert process.stderr is not None
+    lines: list[str] = []
+    arrivals: queue.Queue[str | None] = queue.Queue()
+
+    def drain(stream: Any) -> None:
+        for line in stream:
+            lines.append(line)
+            arrivals.put(line)
+        arrivals.put(None)
+
+    reader = threading.Thread(target=drain, args=(process.stderr,), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + deadline_s
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            line = arrivals.get(timeout=remaining) if remaining > 0 else None
+        except queue.Empty:
+            line = None
+        if line is None:
+            _terminate(process, reader)
+            stdout_file.close()
+            raise AssertionError(
+                f"`{' '.join(argv)}` did not announce its URL within {deadline_s} s "
+                f"(exit code {process.returncode}); stderr:\n{''.join(lines)}"
+            )
+        if match := ANNOUNCED.search(line):
+            return Served(process, match.group(1), lines, reader, stdout_file)
+
+
+def stop_server(served: Served) -> int:
+    """Stop the process with SIGTERM; fail loudly if it had died on its own. Returns its code."""
+    died_early = served.process.poll()
+    code = _terminate(served.process, served.reader)
+    served.stdout_file.seek(0)
+    served.stdout = str(served.stdout_file.read())
+    served.stdout_file.close()
+    assert died_early is None, (
+        f"the server exited on its own with code {died_early}; stderr:\n{served.stderr_text()}"
+    )
+    return code
+
+
+def _terminate(process: subprocess.Popen[str], reader: threading.Thread) -> int:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_DEADLINE_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=STOP_DEADLINE_S)
+    reader.join(timeout=STOP_DEADLINE_S)
+    if process.stderr is not None:
+        process.stderr.close()
+    return process.returncode

@@ -1,0 +1,233 @@
+"""`onepin-mcp doctor`: the checks as a structured report, and the command as users run it."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from onepin_mcp.config import ConfigError, Settings
+from onepin_mcp.doctor import TOOL_SCOPES, TOOLSET_SCOPES, diagnose, mask_key, render
+from onepin_mcp.sandbox import ApiKey, Sandbox, seed
+from onepin_mcp.selection import ToolSelection, all_tools, resolve_selection
+from onepin_mcp.tools.registry import TOOLSETS
+from tests.support.sandbox_process import start_sandbox, stop_sandbox
+from tests.transports.served import REPO, child_env, command
+
+pytestmark = pytest.mark.anyio
+
+KEY = "op_live_" + "K" * 28 + "wxyz"
+OTHER_KEY = "op_live_" + "O" * 28 + "abcd"
+SANDBOX_URL = "http://sandbox.onepin.test"
+DEFAULT_TOOLS = tuple(spec.name for spec in resolve_selection(ToolSelection())[0])
+
+
+def _settings(key: str | None = KEY, **values: object) -> Settings:
+    return Settings(
+        api_key=SecretStr(key) if key else None,
+        key_source="env" if key else None,
+        base_url=SANDBOX_URL,
+        **values,  # type: ignore[arg-type]
+    )
+
+
+async def test_a_working_key_with_every_scope_is_healthy_and_the_enabled_tools_are_listed() -> None:
+    sandbox = Sandbox(manual_clock=True, api_keys=[KEY])
+    report = await diagnose(lambda: _settings(), ToolSelection(), transport=sandbox.transport())
+    assert report.healthy, report.problems
+    assert report.reachable is True
+    assert report.key_valid is True
+    assert report.key_source == "env"
+    assert report.key_hint == "op_live_…wxyz"
+    assert report.user_id == seed.USER_ID
+    assert report.key_workspace_id == seed.WORKSPACE_ID
+    assert report.tools == DEFAULT_TOOLS
+    assert report.reach_latency_ms is not None
+    assert report.whoami_latency_ms is not None
+    text = render(report)
+    assert "Healthy" in text
+    assert "start_run" in text
+    assert KEY not in text
+
+
+async def test_scopes_the_enabled_tools_need_but_the_key_lacks_are_named_with_their_tools() -> None:
+    read_only_key = ApiKey(KEY, scopes=frozenset({"workflows:read"}))
+    sandbox = Sandbox(manual_clock=True, api_keys=[read_only_key])
+    report = await diagnose(lambda: _settings(), ToolSelection(), transport=sandbox.transport())
+    assert not report.healthy
+    assert report.key_valid is True
+    assert report.scopes == ("workflows:read",)
+    assert set(report.missing_scopes) == {"workflows:run"}
+    assert "start_run" in report.missing_scopes["workflows:run"]
+    assert "cancel_run" in report.missing_scopes["workflows:run"]
+    assert [p.check for p in report.problems] == ["scopes"]
+    assert "--read-only" in report.problems[0].fix
+
+
+async def test_read_only_mode_needs_no_run_scope_and_reports_the_hidden_tools() -> None:
+    read_only_key = ApiKey(KEY, scopes=frozenset({"workflows:read"}))
+    sandbox = Sandbox(manual_clock=True, api_keys=[read_only_key])
+    report = await diagnose(
+        lambda: _settings(), ToolSelection(read_only=True), transport=sandbox.transport()
+    )
+    assert report.healthy, report.problems
+    assert "start_run" in report.hidden_by_read_only
+    assert "start_run" not in report.tools
+
+
+async def test_catalog_tools_need_their_own_read_scopes() -> None:
+    key = ApiKey(KEY, scopes=frozenset({"workflows:read"}))
+    sandbox = Sandbox(manual_clock=True, api_keys=[key])
+    report = await diagnose(
+        lambda: _settings(), ToolSelection(toolsets=("catalog",)), transport=sandbox.transport()
+    )
+    assert report.missing_scopes == {
+        "templates:read": ("list_templates",),
+        "voices:read": ("list_voices",),
+    }
+
+
+async def test_a_refused_key_is_a_key_problem_that_says_how_to_fix_it_without_showing_it() -> None:
+    sandbox = Sandbox(manual_clock=True, api_keys=[OTHER_KEY])
+    report = await diagnose(lambda: _settings(), ToolSelection(), transport=sandbox.transport())
+    assert report.key_valid is False
+    assert report.reachable is True
+    assert [p.check for p in report.problems] == ["key"]
+    assert "401" in report.problems[0].message
+    assert "ONEPIN_API_KEY" in report.problems[0].fix
+    text = render(report)
+    assert KEY not in text
+    assert "op_live_…wxyz" in text
+
+
+async def test_no_key_is_a_configuration_problem_and_reachability_is_still_checked() -> None:
+    sandbox = Sandbox(manual_clock=True)
+    report = await diagnose(
+        lambda: _settings(None, credentials_path=Path("/home/u/.onepin/credentials")),
+        ToolSelection(),
+        transport=sandbox.transport(),
+    )
+    assert report.key_source == "none"
+    assert report.key_hint is None
+    assert report.reachable is True
+    assert report.key_valid is None
+    assert [p.check for p in report.problems] == ["configuration"]
+    assert "/home/u/.onepin/credentials" in report.problems[0].message
+    assert "ONEPIN_API_KEY" in report.problems[0].fix
+
+
+async def test_a_configuration_error_is_reported_rather_than_raised() -> None:
+    def load() -> Settings:
+        raise ConfigError("ONEPIN_BASE_URL must start with http:// or https://, got 'ftp://x'")
+
+    report = await diagnose(load, ToolSelection())
+    assert not report.healthy
+    assert report.problems[0].check == "configuration"
+    assert "ONEPIN_BASE_URL" in render(report)
+    assert report.tools == DEFAULT_TOOLS
+
+
+async def test_an_unreachable_onepin_is_a_reachability_problem_and_the_key_is_not_checked() -> None:
+    # A loopback port nothing listens on: the connection is refused at once, for real.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = Settings(
+        api_key=SecretStr(KEY), key_source="env", base_url=f"http://127.0.0.1:{port}"
+    )
+    report = await diagnose(lambda: settings, ToolSelection())
+    assert report.reachable is False
+    assert report.key_valid is None
+    assert [p.check for p in report.problems] == ["reachability"]
+    assert "ONEPIN_BASE_URL" in report.problems[0].fix
+
+
+async def test_a_workspace_other_than_the_keys_is_a_problem() -> None:
+    sandbox = Sandbox(manual_clock=True, api_keys=[KEY])
+    other = "11111111-2222-4333-8444-555555555555"
+    report = await diagnose(
+        lambda: _settings(workspace_id=other), ToolSelection(), transport=sandbox.transport()
+    )
+    assert [p.check for p in report.problems] == ["workspace"]
+    assert other in report.problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [
+        ("op_live_" + "a" * 28 + "WXYZ", "op_live_…WXYZ"),
+        ("op_test_" + "b" * 28 + "1234", "op_test_…1234"),
+        ("op_live_short", "op_live_…"),
+        ("sk-" + "c" * 40 + "9876", "…9876"),
+        ("tiny", "…"),
+    ],
+)
+def test_a_masked_key_shows_at_most_its_last_four_characters(key: str, shown: str) -> None:
+    assert mask_key(key) == shown
+
+
+def test_every_toolset_and_scoped_tool_is_known_to_the_scope_table() -> None:
+    # A new toolset must say which scopes it needs, or the doctor would pass keys that fail.
+    assert set(TOOLSETS) <= set(TOOLSET_SCOPES)
+    assert set(TOOL_SCOPES) <= {spec.name for spec in all_tools()}
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+
+def _doctor(
+    home: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command("doctor", *args),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=child_env(home, env),
+        cwd=REPO,
+    )
+
+
+def test_doctor_on_the_sandbox_is_healthy_exits_0_and_lists_the_tools(tmp_path: Path) -> None:
+    done = _doctor(tmp_path, "--sandbox", "--toolsets", "all")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Healthy" in done.stdout
+    for name in ("get_account", "start_run", "delete_workflow", "list_voices"):
+        assert name in done.stdout
+    assert seed.EXAMPLE_KEY not in done.stdout + done.stderr
+
+
+def test_doctor_with_a_refused_key_exits_1_says_how_to_fix_it_and_hides_the_key(
+    tmp_path: Path,
+) -> None:
+    onepin = start_sandbox("--manual-clock", "--api-key", KEY)
+    try:
+        done = _doctor(
+            tmp_path, env={"ONEPIN_BASE_URL": onepin.base_url, "ONEPIN_API_KEY": OTHER_KEY}
+        )
+    finally:
+        stop_sandbox(onepin)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "refused the key" in done.stdout
+    assert "fix:" in done.stdout
+    assert "ONEPIN_API_KEY" in done.stdout
+    assert "op_live_…abcd" in done.stdout
+    assert OTHER_KEY not in done.stdout + done.stderr
+
+
+def test_doctor_without_any_key_exits_1_and_names_where_it_looked(tmp_path: Path) -> None:
+    done = _doctor(tmp_path, env={"ONEPIN_BASE_URL": "http://127.0.0.1:9"})
+    assert done.returncode == 1
+    assert "No OnePin API key is configured" in done.stdout
+    assert str(tmp_path / ".onepin" / "credentials") in done.stdout
+
+
+def test_doctor_with_an_unknown_toolset_is_a_usage_error(tmp_path: Path) -> None:
+    done = _doctor(tmp_path, "--sandbox", "--toolsets", "workflows,bogus")
+    assert done.returncode == 2
+    assert "unknown toolset(s) bogus" in done.stderr
+    assert done.stdout == ""
