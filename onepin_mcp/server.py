@@ -27,7 +27,7 @@ from onepin_mcp.failures import explain
 from onepin_mcp.prompts import register_prompts
 from onepin_mcp.resources import register_resources
 from onepin_mcp.selection import ToolSelection, resolve_selection
-from onepin_mcp.state import AppState, ClientProvider, SharedClient
+from onepin_mcp.state import AppState, ClientProvider, Clock, RealClock, SharedClient, WritePolicy
 
 SERVER_NAME = "onepin"
 
@@ -84,9 +84,13 @@ def create_server(
     transport: httpx.AsyncBaseTransport | None = None,
     retry: RetryPolicy | None = None,
     clients: ClientFactory | None = None,
+    clock: Clock | None = None,
+    policy: WritePolicy | None = None,
 ) -> OnePinServer:
     """Build the server. `transport` and `retry` reach the OnePin client (tests, `--sandbox`);
-    `clients`, given, builds the client provider instead (HTTP passthrough mode)."""
+    `clients`, given, builds the client provider instead (HTTP passthrough mode); `clock` is
+    what waits and watchers sleep on (tests drive the sandbox clock with it); `policy` guards
+    writes (budget cap, confirmation, audit)."""
     enabled, refused = resolve_selection(selection or ToolSelection())
 
     @asynccontextmanager
@@ -97,7 +101,12 @@ def create_server(
             else SharedClient(OnePinClient(settings, transport=transport, retry=retry))
         )
         try:
-            yield AppState(settings=settings, clients=provider)
+            yield AppState(
+                settings=settings,
+                clients=provider,
+                clock=clock or RealClock(),
+                policy=policy or WritePolicy(),
+            )
         finally:
             await provider.aclose()
 

@@ -1,14 +1,52 @@
-"""What the server's lifespan hands every handler: settings and the OnePin client provider."""
+"""What the server's lifespan hands every handler: settings, the OnePin client provider, the
+clock that waits and watches run on, and the policy for writes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
+import anyio
 from mcp.server.mcpserver import Context
 
 from onepin_mcp.client import OnePinClient
 from onepin_mcp.config import Settings
+
+
+class Clock(Protocol):
+    """Time as waits and watchers see it. Tests pass one whose `sleep` moves the sandbox's
+    manual clock, so that minutes of a run pass without a real second of waiting."""
+
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class RealClock:
+    """anyio's monotonic clock: what the server uses outside tests."""
+
+    def now(self) -> float:
+        return anyio.current_time()
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
+
+
+ConfirmPolicy = Literal["never", "destructive", "writes"]
+
+
+@dataclass(frozen=True)
+class WritePolicy:
+    """How billable and destructive calls are guarded (design §4).
+
+    `max_run_credits`: start_run refuses a run whose maximum estimated cost is higher.
+    `confirm`: which write tools ask the user first, where the client supports elicitation.
+    `audit_log`: a file that receives one JSON line per write, beside the stderr line.
+    """
+
+    max_run_credits: int | None = None
+    confirm: ConfirmPolicy = "destructive"
+    audit_log: str | None = None
 
 
 class ClientProvider(Protocol):
@@ -38,3 +76,5 @@ class AppState:
 
     settings: Settings
     clients: ClientProvider
+    clock: Clock = field(default_factory=RealClock)
+    policy: WritePolicy = field(default_factory=WritePolicy)

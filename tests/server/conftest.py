@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import pytest
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
@@ -18,6 +20,7 @@ from onepin_mcp.config import Settings
 from onepin_mcp.sandbox import Sandbox
 from onepin_mcp.selection import ToolSelection
 from onepin_mcp.server import OnePinServer, create_server
+from onepin_mcp.state import WritePolicy
 
 SANDBOX_URL = "http://sandbox.onepin.test"
 
@@ -47,16 +50,43 @@ def sandbox_settings(sandbox: Sandbox, **overrides: Any) -> Settings:
 ServerFactory = Callable[..., OnePinServer]
 
 
-@pytest.fixture
-def make_server(sandbox: Sandbox) -> ServerFactory:
-    """Build a server on the sandbox; keyword arguments become the ToolSelection."""
+class SandboxClock:
+    """The server's clock in tests: sleeping moves the sandbox's manual clock instead of
+    waiting, so a wait over minutes of a run takes no real time."""
 
-    def build(*, settings: Settings | None = None, **selection: Any) -> OnePinServer:
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.slept: list[float] = []
+
+    def now(self) -> float:
+        return self.sandbox.clock.now().timestamp()
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.sandbox.advance(seconds)
+        await anyio.lowlevel.checkpoint()
+
+
+@pytest.fixture
+def sandbox_clock(sandbox: Sandbox) -> SandboxClock:
+    return SandboxClock(sandbox)
+
+
+@pytest.fixture
+def make_server(sandbox: Sandbox, sandbox_clock: SandboxClock) -> ServerFactory:
+    """Build a server on the sandbox, on the sandbox's clock; keyword arguments become the
+    ToolSelection."""
+
+    def build(
+        *, settings: Settings | None = None, policy: WritePolicy | None = None, **selection: Any
+    ) -> OnePinServer:
         return create_server(
             settings or sandbox_settings(sandbox),
             selection=ToolSelection(**selection),
             transport=sandbox.transport(),
             retry=NO_WAIT_RETRY,
+            clock=sandbox_clock,
+            policy=policy,
         )
 
     return build
