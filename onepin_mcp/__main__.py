@@ -121,8 +121,21 @@ def serve(options: ServeOptions, env: Mapping[str, str]) -> int:
             "ONEPIN_API_KEY (or run `onepin login`)"
         )
 
+    policy = options.policy
+    if policy.audit_log is not None:
+        from onepin_mcp.audit import check_writable
+
+        try:
+            # Checked before serving: a trail that silently goes nowhere is worse than none.
+            check_writable(policy.audit_log)
+        except OSError as exc:
+            return _fail(f"cannot write the audit log {policy.audit_log}: {exc.strerror or exc}")
     server = create_server(
-        settings, selection=options.selection, transport=transport, clients=clients
+        settings,
+        selection=options.selection,
+        transport=transport,
+        clients=clients,
+        policy=policy,
     )
     logger.info(
         "onepin-mcp %s: %s transport, OnePin at %s, %s",
@@ -130,6 +143,14 @@ def serve(options: ServeOptions, env: Mapping[str, str]) -> int:
         options.transport,
         settings.base_url,
         "read-only" if options.selection.read_only else "read-write",
+    )
+    logger.info(
+        "Writes: confirm %s (where the client supports elicitation), %s, audit log %s",
+        policy.confirm,
+        "no credit cap per run"
+        if policy.max_run_credits is None
+        else f"at most {policy.max_run_credits} credits per run",
+        policy.audit_log or "off (stderr lines only)",
     )
     if options.transport == "stdio":
         # Ctrl-C in a terminal is a normal way to stop, not a crash worth a traceback.

@@ -18,6 +18,7 @@ from onepin_mcp.errors import (
     OnePinResponseError,
     OnePinTimeoutError,
     OnePinTransportError,
+    redact,
 )
 
 KEY_HELP = (
@@ -35,8 +36,14 @@ LISTING_TOOL = {
 
 
 def explain(error: OnePinError, arguments: Mapping[str, Any] | None = None) -> str:
-    """One paragraph for the agent: the failure, OnePin's own words and ids, and the next step."""
-    arguments = arguments or {}
+    """One paragraph for the agent: the failure, OnePin's own words and ids, and the next step.
+
+    Whatever the text quotes (an argument, a server message), anything shaped like an API key
+    is redacted: a key pasted into an argument must not be echoed into logs and transcripts."""
+    return redact(_explain(error, arguments or {}))
+
+
+def _explain(error: OnePinError, arguments: Mapping[str, Any]) -> str:
     if isinstance(error, OnePinAuthConfigError):
         return f"No OnePin API key is configured. {KEY_HELP}"
     if isinstance(error, OnePinInputError):

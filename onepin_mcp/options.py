@@ -21,6 +21,9 @@ A flag always wins over its environment twin; an empty environment variable coun
 | `--exclude-tools x,y` | `ONEPIN_MCP_EXCLUDE_TOOLS` | none |
 | `--read-only` / `--no-read-only` | `ONEPIN_MCP_READ_ONLY` | off |
 | `--log-level debug\\|info\\|warning\\|error` | `ONEPIN_MCP_LOG_LEVEL` | info |
+| `--confirm never\\|destructive\\|writes` | `ONEPIN_MCP_CONFIRM` | destructive |
+| `--max-run-credits N` (a start's maximum estimate) | `ONEPIN_MCP_MAX_RUN_CREDITS` | no cap |
+| `--audit-log FILE` (JSON lines, appended) | `ONEPIN_MCP_AUDIT_LOG` | none (stderr only) |
 | `--sandbox`, `--sandbox-speed X` | none | off, 1.0 |
 """
 
@@ -36,6 +39,7 @@ from typing import Any, Literal, NoReturn
 
 from onepin_mcp import __version__
 from onepin_mcp.selection import SelectionError, ToolSelection, resolve_selection
+from onepin_mcp.state import ConfirmPolicy, WritePolicy
 
 Transport = Literal["stdio", "sse", "streamable-http"]
 AuthMode = Literal["none", "token", "passthrough"]
@@ -43,6 +47,7 @@ AuthMode = Literal["none", "token", "passthrough"]
 TRANSPORTS: tuple[Transport, ...] = ("stdio", "sse", "streamable-http")
 AUTH_MODES: tuple[AuthMode, ...] = ("none", "token", "passthrough")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+CONFIRM_POLICIES: tuple[ConfirmPolicy, ...] = ("never", "destructive", "writes")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -62,6 +67,9 @@ ENV_TOOLS = "ONEPIN_MCP_TOOLS"
 ENV_EXCLUDE_TOOLS = "ONEPIN_MCP_EXCLUDE_TOOLS"
 ENV_READ_ONLY = "ONEPIN_MCP_READ_ONLY"
 ENV_LOG_LEVEL = "ONEPIN_MCP_LOG_LEVEL"
+ENV_CONFIRM = "ONEPIN_MCP_CONFIRM"
+ENV_MAX_RUN_CREDITS = "ONEPIN_MCP_MAX_RUN_CREDITS"
+ENV_AUDIT_LOG = "ONEPIN_MCP_AUDIT_LOG"
 
 API_KEY_FORM = re.compile(r"op_live_[A-Za-z0-9]{32}")
 # What --allowed-host accepts: a host name or IP literal, optionally with a port. No scheme or
@@ -105,6 +113,8 @@ class ServeOptions:
     log_level: str = "info"
     sandbox: bool = False
     sandbox_speed: float = 1.0
+    # Budget cap, confirmation and audit: the same for every transport and for --sandbox.
+    policy: WritePolicy = field(default_factory=WritePolicy)
 
     @property
     def is_http(self) -> bool:
@@ -179,6 +189,19 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"port must be 0..65535 (0 picks a free one): {text!r}")
+    return value
+
+
+def _credits(text: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of credits: {text!r}") from None
+    if value < 1:
+        # 0 would refuse every run; leaving the setting out is how to have no cap.
+        raise argparse.ArgumentTypeError(
+            f"must be at least 1 (leave it unset for no cap): {text!r}"
+        )
     return value
 
 
@@ -296,6 +319,34 @@ def _add_http(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_write_policy(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("writes")
+    group.add_argument(
+        "--confirm",
+        type=str.lower,
+        choices=CONFIRM_POLICIES,
+        default=argparse.SUPPRESS,
+        help=f"which write tools ask the user first, where the client supports elicitation "
+        f"(env {ENV_CONFIRM}; default destructive: cancel_run and delete_workflow; writes: "
+        "every write tool)",
+    )
+    group.add_argument(
+        "--max-run-credits",
+        type=_credits,
+        default=argparse.SUPPRESS,
+        metavar="N",
+        help=f"start_run refuses a run whose maximum estimated cost is above N credits "
+        f"(env {ENV_MAX_RUN_CREDITS}; default no cap)",
+    )
+    group.add_argument(
+        "--audit-log",
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help=f"append one JSON line per write tool call to FILE, beside the stderr line "
+        f"(env {ENV_AUDIT_LOG})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="onepin-mcp",
@@ -305,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"onepin-mcp {__version__}")
     _add_log_level(parser)
     _add_http(parser)
+    _add_write_policy(parser)
     _add_selection_and_sandbox(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -406,6 +458,7 @@ def _serve_options(
     speed: float,
 ) -> ServeOptions:
     transport = _choice(given, env, "transport", ENV_TRANSPORT, TRANSPORTS, default="stdio")
+    policy = _write_policy(given, env)
     if transport == "stdio":
         flags = [flag for dest, flag in _HTTP_FLAGS.items() if dest in given]
         if flags:
@@ -416,7 +469,11 @@ def _serve_options(
         # The environment twins of HTTP options are ignored on stdio: a shell profile may
         # set them for another use of the same command.
         return ServeOptions(
-            selection=selection, log_level=log_level, sandbox=sandbox, sandbox_speed=speed
+            selection=selection,
+            log_level=log_level,
+            sandbox=sandbox,
+            sandbox_speed=speed,
+            policy=policy,
         )
 
     host = str(given.get("host") or _env(env, ENV_HOST) or DEFAULT_HOST).strip()
@@ -463,6 +520,27 @@ def _serve_options(
         log_level=log_level,
         sandbox=sandbox,
         sandbox_speed=speed,
+        policy=policy,
+    )
+
+
+def _write_policy(given: Mapping[str, Any], env: Mapping[str, str]) -> WritePolicy:
+    confirm = _choice(given, env, "confirm", ENV_CONFIRM, CONFIRM_POLICIES, default="destructive")
+    if "max_run_credits" in given:
+        cap: int | None = given["max_run_credits"]
+    else:
+        raw = _env(env, ENV_MAX_RUN_CREDITS)
+        try:
+            cap = None if raw is None else _credits(raw)
+        except argparse.ArgumentTypeError as exc:
+            raise OptionsError(f"{ENV_MAX_RUN_CREDITS}: {exc}") from None
+    audit_log = given["audit_log"] if "audit_log" in given else _env(env, ENV_AUDIT_LOG)
+    if audit_log is not None and not str(audit_log).strip():
+        raise OptionsError("--audit-log needs a file name")
+    return WritePolicy(
+        max_run_credits=cap,
+        confirm=confirm,
+        audit_log=None if audit_log is None else str(audit_log).strip(),
     )
 
 

@@ -17,17 +17,19 @@ import httpx
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.types import CallToolResult, InputRequiredResult
 
 from onepin_mcp import __version__
 from onepin_mcp.client import OnePinClient, RetryPolicy
 from onepin_mcp.config import Settings
-from onepin_mcp.errors import OnePinError
+from onepin_mcp.errors import OnePinError, redact
 from onepin_mcp.failures import explain
 from onepin_mcp.prompts import register_prompts
 from onepin_mcp.resources import register_resources
 from onepin_mcp.selection import ToolSelection, resolve_selection
 from onepin_mcp.state import AppState, ClientProvider, Clock, RealClock, SharedClient, WritePolicy
+from onepin_mcp.subscriptions import register_subscriptions
 
 SERVER_NAME = "onepin"
 
@@ -68,10 +70,11 @@ class OnePinServer(MCPServer[AppState]):
             raise
         except ToolError as exc:
             # The SDK prefixes a tool's own ToolError with "Error executing tool <name>: ";
-            # dropped, so that every failure an agent reads starts with what happened.
-            if isinstance(exc.__cause__, ToolError):
-                raise ToolError(str(exc.__cause__)) from exc.__cause__
-            raise
+            # dropped, so that every failure an agent reads starts with what happened. Schema
+            # errors quote the rejected input: a key pasted into an argument is redacted.
+            cause = exc.__cause__
+            text = str(cause) if isinstance(cause, ToolError) else str(exc)
+            raise ToolError(redact(text)) from cause
 
 
 ClientFactory = Any  # a callable (settings) -> ClientProvider; kept loose for transports
@@ -110,6 +113,8 @@ def create_server(
         finally:
             await provider.aclose()
 
+    # Run watchers publish on this bus from outside any request (subscriptions.py).
+    bus = InMemorySubscriptionBus()
     server = OnePinServer(
         refused=refused,
         name=SERVER_NAME,
@@ -118,6 +123,7 @@ def create_server(
         instructions=INSTRUCTIONS,
         website_url="https://onepin.ai",
         lifespan=lifespan,
+        subscriptions=bus,
     )
     for spec in enabled:
         server.add_tool(
@@ -130,4 +136,5 @@ def create_server(
         )
     register_resources(server)
     register_prompts(server)
+    register_subscriptions(server, bus)
     return server

@@ -1,27 +1,54 @@
 """Toolset `run_control`: start, cancel, pause and resume runs.
 
-These change OnePin state (a start is billable), so they are hidden in read-only mode. A start is
-sent at most once: the client never retries it, and when it fails ambiguously (no answer after
-sending) or with 409, this module looks up the workflow's active run so the agent learns which
-run exists instead of starting another. Conflicts of cancel, pause and resume are explained with
-the run's current state, read right after the refusal.
+These change OnePin state (a start is billable), so they are hidden in read-only mode. Every
+call is recorded by `onepin_mcp.audit` and, as `WritePolicy.confirm` says, confirmed by the user
+first (`onepin_mcp.confirm`; each tool's resolver below words the question).
+
+A start is guarded and sent at most once:
+- the budget guard previews it first (`preview_run`, free) and refuses, sending nothing
+  billable, a run whose maximum estimate exceeds `WritePolicy.max_run_credits`, or one the
+  balance can't cover (`can_run` false). The balance check applies with no cap too: OnePin would
+  refuse with 402 anyway, and the preview's refusal names the balance and the deficit;
+- the client never retries it. When it fails ambiguously (sent, then no answer: a timeout or a
+  dropped connection), the run it may have created is looked for: the workflow's newest run
+  created within the request's window (from just before sending to now, with a margin for
+  clock skew). Found, it is returned with `recovered: true`; not found, the agent is told the
+  start most likely did not happen and how to check, never to retry blindly. An active run
+  older than the window is not claimed: OnePin would have refused this start with 409 because
+  of it, and claiming it would hand the agent someone else's run (with another script);
+- a 409 names the active run and what to do about it.
+
+Conflicts of cancel, pause and resume are explained with the run's current state, read right
+after the refusal.
 """
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Final
 
-from mcp.server.mcpserver import Context
+from mcp.server.mcpserver import Context, Elicit, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
+from onepin_mcp.audit import AuditEntry, WriteRefused, audited
 from onepin_mcp.client import OnePinClient
-from onepin_mcp.errors import OnePinAPIError, OnePinError, OnePinTimeoutError, OnePinTransportError
-from onepin_mcp.models import ACTIVE_STATUSES, RUN_STATUSES, RunListItem, RunState
-from onepin_mcp.state import AppState
+from onepin_mcp.confirm import NOT_ASKED, Confirmation, Outcome, ask, policy_asks, quoted, require
+from onepin_mcp.errors import (
+    OnePinAPIError,
+    OnePinError,
+    OnePinTimeoutError,
+    OnePinTransportError,
+)
+from onepin_mcp.models import ACTIVE_STATUSES, RUN_STATUSES, Estimate, RunListItem, RunState
+from onepin_mcp.state import AppState, Clock, RealClock, WritePolicy
 from onepin_mcp.tools import ToolSpec, onepin, write_tool
 from onepin_mcp.views import MAX_NAME_CHARS, clean_text
 from onepin_mcp.views.run_control import RunView, is_pausing, next_step
+from onepin_mcp.watch import wait_until_settled
+
+logger = logging.getLogger(__name__)
 
 MAX_SCRIPT_CHARS: Final = 100_000
 # BCP-47-ish: a 2-3 letter language, then subtags (region, script, variant); `_` is tolerated
@@ -29,14 +56,116 @@ MAX_SCRIPT_CHARS: Final = 100_000
 LANGUAGE_PATTERN: Final = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$"
 # In the API's order, for the status filter of list_runs.
 ACTIVE_FILTER: Final = tuple(status for status in RUN_STATUSES if status in ACTIVE_STATUSES)
+# start_run's optional wait stays well under the 60 s many clients allow a call, leaving room
+# for the preview and the start themselves.
+MAX_START_WAIT_S: Final = 50
+# How far OnePin's clock may be off ours when placing a run's created_at in a start request's
+# window. Hosts kept by NTP agree within a second; a minute would let an unrelated run that
+# started just before ours be mistaken for it.
+CLOCK_SKEW_S: Final = 30.0
+# Newest runs read when looking for a start whose answer was lost: the run it created is the
+# newest unless others started in the same instant.
+RECOVERY_SCAN: Final = 5
 
 WorkflowId = Annotated[str, Field(description="Workflow id (UUID) from list_workflows.")]
 RunId = Annotated[str, Field(description="Run id (UUID) from start_run or list_runs.")]
 
 
+# --- asking first (onepin_mcp.confirm): one resolver per tool, worded with names -----------------
+
+
+async def _confirm_start(
+    workflow_id: str, ctx: Context[AppState, Any]
+) -> Confirmation | Elicit[Confirmation]:
+    if not policy_asks(ctx, "start_run"):
+        return NOT_ASKED  # no read needed just to word an unasked question
+    name = await _workflow_name(onepin(ctx), workflow_id)
+    if name is None:
+        return NOT_ASKED  # unknown workflow: the body's preview explains the 404
+    return ask(ctx, "start_run", f"Start a run of workflow {name}? Runs are billable.")
+
+
+async def _confirm_cancel(
+    workflow_id: str, run_id: str, ctx: Context[AppState, Any]
+) -> Confirmation | Elicit[Confirmation]:
+    if not policy_asks(ctx, "cancel_run"):
+        return NOT_ASKED
+    found = await _run_label(onepin(ctx), workflow_id, run_id)
+    if found is None:
+        return NOT_ASKED  # unknown run: the body explains the 404
+    run, label = found
+    if run is not None and run.is_terminal:
+        return NOT_ASKED  # the body changes nothing and says so
+    return ask(ctx, "cancel_run", f"Cancel {label}? It cannot be resumed.")
+
+
+async def _confirm_pause(
+    workflow_id: str, run_id: str, ctx: Context[AppState, Any]
+) -> Confirmation | Elicit[Confirmation]:
+    if not policy_asks(ctx, "pause_run"):
+        return NOT_ASKED
+    found = await _run_label(onepin(ctx), workflow_id, run_id)
+    if found is None:
+        return NOT_ASKED
+    run, label = found
+    if run is not None and (run.is_terminal or run.status == "paused" or is_pausing(run)):
+        return NOT_ASKED  # nothing will be sent: already paused, or refused as finished
+    return ask(ctx, "pause_run", f"Pause {label}? Steps under way finish first; it can be resumed.")
+
+
+async def _confirm_resume(
+    workflow_id: str, run_id: str, ctx: Context[AppState, Any]
+) -> Confirmation | Elicit[Confirmation]:
+    if not policy_asks(ctx, "resume_run"):
+        return NOT_ASKED
+    found = await _run_label(onepin(ctx), workflow_id, run_id)
+    if found is None:
+        return NOT_ASKED
+    run, label = found
+    if run is not None and run.status != "paused":
+        return NOT_ASKED  # OnePin refuses it; the body explains why
+    return ask(ctx, "resume_run", f"Resume {label}? Its remaining steps are billable.")
+
+
+async def _workflow_name(client: OnePinClient, workflow_id: str) -> str | None:
+    """The workflow's name, quoted, for a question; None when it doesn't exist. When it can't
+    be read the id stands in: a question must still be asked before a write."""
+    try:
+        return quoted((await client.get_workflow(workflow_id)).name)
+    except OnePinAPIError as error:
+        return None if error.status == 404 else workflow_id
+    except OnePinError:
+        return workflow_id
+
+
+async def _run_label(
+    client: OnePinClient, workflow_id: str, run_id: str
+) -> tuple[RunState | None, str] | None:
+    """None when the run doesn't exist; else its state (None when it can't be read, and the
+    question is then asked with ids) and a label like "run #12 of 'Product tour'". Only stable
+    facts go into the label: on 2026-07-28 the question is rendered again on the client's
+    retry and must read the same to count as answered."""
+    run: RunState | None
+    try:
+        run = await client.get_run_status(workflow_id, run_id)
+    except OnePinAPIError as error:
+        if error.status == 404:
+            return None
+        run = None
+    except OnePinError:
+        run = None
+    what = f"run #{run.run_number}" if run and run.run_number is not None else f"run {run_id}"
+    name = await _workflow_name(client, workflow_id)
+    return run, f"{what} of workflow {name or workflow_id}"
+
+
+# --- the tools ---------------------------------------------------------------------------------
+
+
 async def start_run(
     workflow_id: WorkflowId,
     ctx: Context[AppState, Any],
+    confirmation: Annotated[Outcome, Resolve(_confirm_start)],
     script_text: Annotated[
         str | None,
         Field(
@@ -54,12 +183,213 @@ async def start_run(
             max_length=35,
         ),
     ] = None,
+    wait_s: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=MAX_START_WAIT_S,
+            description="Seconds to wait for the run to finish before returning (0 = return at "
+            "once); done says whether it did.",
+        ),
+    ] = 0,
 ) -> RunView:
-    """Start a run of a workflow. Billable (preview_run shows the cost) and sent at most once,
-    never retried; one run per workflow may be active. Follow the new run with wait_for_run."""
+    """Start a run of a workflow. Billable: previewed first and refused over the server's
+    budget cap or the balance. Sent at most once, never retried; one run per workflow may be
+    active. Follow the new run with wait_for_run."""
+    state = ctx.request_context.lifespan_context
     client = onepin(ctx)
+    async with audited(ctx, "start_run", workflow_id=workflow_id) as entry:
+        entry.confirmed = require(confirmation, action=f"start a run of workflow {workflow_id}")
+        estimate = await _check_budget(
+            client, state.policy, workflow_id, script_text, source_language
+        )
+        run, recovered = await _start_once(
+            client, state.clock, entry, workflow_id, script_text, source_language
+        )
+    # The write is recorded by now: the wait below only reads, and a client that gives up on
+    # it must not turn a run that was started into an audited "cancelled".
+    note = (
+        "Recovered: the start request's answer was lost; this is the run it created, so do not "
+        "call start_run again."
+        if recovered
+        else ""
+    )
+    if wait_s <= 0:
+        return RunView.of(run, recovered=recovered, estimate=estimate, note=note)
     try:
-        run = await client.start_run(
+        run, done, waited = await wait_until_settled(
+            client, workflow_id, run.id, clock=state.clock, timeout_s=wait_s
+        )
+    except OnePinError as error:
+        # The run exists whatever the wait met: return it rather than an error that would hide
+        # its id and invite a second start.
+        logger.info("start_run's wait for %s failed: %s", run.id, type(error).__name__)
+        note = f"{note} Started, but following it failed ({type(error).__name__})."
+        return RunView.of(run, recovered=recovered, estimate=estimate, note=note.strip())
+    if not done and run.status != "paused":
+        note = f"{note} Not finished after {waited:.0f} s of waiting."
+    return RunView.of(run, recovered=recovered, done=done, estimate=estimate, note=note.strip())
+
+
+async def cancel_run(
+    workflow_id: WorkflowId,
+    run_id: RunId,
+    ctx: Context[AppState, Any],
+    confirmation: Annotated[Outcome, Resolve(_confirm_cancel)],
+) -> RunView:
+    """Cancel a pending, running or paused run, for good (it cannot be resumed). A finished run
+    is returned unchanged, with changed=false."""
+    client = onepin(ctx)
+    async with audited(ctx, "cancel_run", workflow_id=workflow_id, run_id=run_id) as entry:
+        entry.confirmed = require(confirmation, action=f"cancel run {run_id}")
+        # Read first: an already finished run is the answer (nothing to do), and only the state
+        # before the call can tell "cancelled now" from "was already cancelled".
+        state = await client.get_run_status(workflow_id, run_id)
+        if state.is_terminal:
+            return RunView.of(state, changed=False)
+        try:
+            run = await client.cancel_run(workflow_id, run_id)
+        except OnePinAPIError as error:
+            if error.status == 409:
+                message = await _state_conflict(client, "cancel", error, workflow_id, run_id)
+                raise ToolError(message) from error
+            raise
+        # A run that finished between the read and the cancel comes back unchanged.
+        return RunView.of(run, changed=run.status == "cancelled")
+
+
+async def pause_run(
+    workflow_id: WorkflowId,
+    run_id: RunId,
+    ctx: Context[AppState, Any],
+    confirmation: Annotated[Outcome, Resolve(_confirm_pause)],
+) -> RunView:
+    """Pause a pending or running run: the steps under way finish first, then it stays paused
+    until resume_run. A run already paused or pausing is returned unchanged."""
+    client = onepin(ctx)
+    async with audited(ctx, "pause_run", workflow_id=workflow_id, run_id=run_id) as entry:
+        entry.confirmed = require(confirmation, action=f"pause run {run_id}")
+        state = await client.get_run_status(workflow_id, run_id)
+        if state.status == "paused" or is_pausing(state):
+            return RunView.of(state, changed=False)
+        if state.is_terminal:
+            raise WriteRefused(
+                f"Run {run_id} is already {state.status}; only pending or running runs can be "
+                f"paused, so no pause was sent. {next_step(state)}"
+            )
+        try:
+            run = await client.pause_run(workflow_id, run_id)
+        except OnePinAPIError as error:
+            if error.status == 409:
+                message = await _state_conflict(client, "pause", error, workflow_id, run_id)
+                raise ToolError(message) from error
+            raise
+        return RunView.of(run)
+
+
+async def resume_run(
+    workflow_id: WorkflowId,
+    run_id: RunId,
+    ctx: Context[AppState, Any],
+    confirmation: Annotated[Outcome, Resolve(_confirm_resume)],
+) -> RunView:
+    """Resume a paused run from its last finished step (nothing is redone). Only paused runs
+    can be resumed; follow it with wait_for_run."""
+    client = onepin(ctx)
+    async with audited(ctx, "resume_run", workflow_id=workflow_id, run_id=run_id) as entry:
+        entry.confirmed = require(confirmation, action=f"resume run {run_id}")
+        try:
+            run = await client.resume_run(workflow_id, run_id)
+        except OnePinAPIError as error:
+            if error.status == 409:
+                message = await _state_conflict(client, "resume", error, workflow_id, run_id)
+                raise ToolError(message) from error
+            raise
+        return RunView.of(run)
+
+
+# --- the budget guard --------------------------------------------------------------------------
+
+
+def _credits(estimate: Estimate) -> str:
+    return (
+        f"min {estimate.min_credits}, expected {estimate.expected_credits}, "
+        f"max {estimate.max_credits} credits"
+    )
+
+
+async def _check_budget(
+    client: OnePinClient,
+    policy: WritePolicy,
+    workflow_id: str,
+    script_text: str | None,
+    source_language: str | None,
+) -> Estimate | None:
+    """Preview the run (free) and refuse it before anything billable is sent when it may cost
+    more than the cap or the balance can't cover it. Returns the estimate, or None when the
+    preview got no answer and no cap is set (it is then advisory: OnePin checks the balance)."""
+    cap = policy.max_run_credits
+    try:
+        estimate = await client.preview_run(
+            workflow_id, script_text=script_text, source_language=source_language
+        )
+    except OnePinAPIError:
+        raise  # a 404, 403 or 422 here is what the start would meet; explained by the server
+    except OnePinError as error:
+        if cap is None:
+            logger.info("start_run's preview failed (%s); starting anyway", type(error).__name__)
+            return None
+        # Fail closed: with a cap set, a run whose cost can't be checked is not started.
+        raise WriteRefused(
+            f"Not started: the cost of a run could not be checked against this server's cap of "
+            f"{cap} credits per run (ONEPIN_MCP_MAX_RUN_CREDITS) because the preview got no "
+            f"usable answer ({type(error).__name__}). Nothing billable was sent; calling "
+            "start_run again is safe."
+        ) from error
+    if cap is not None and estimate.max_credits > cap:
+        raise WriteRefused(
+            f"Not started: a run of workflow {workflow_id} is estimated at "
+            f"{_credits(estimate)}, and its maximum is above this server's cap of {cap} credits "
+            f"per run (the ONEPIN_MCP_MAX_RUN_CREDITS setting, or --max-run-credits). Nothing "
+            "was sent to start it. A shorter script_text costs less (preview_run shows the cost "
+            "per node); the cap itself is the server operator's setting."
+        )
+    if not estimate.can_run:
+        raise WriteRefused(
+            f"Not started: the balance of {estimate.current_balance} credits does not cover a "
+            f"run of workflow {workflow_id} ({_credits(estimate)}; short by "
+            f"{estimate.deficit_at_max} credits at the maximum), so OnePin would refuse it. "
+            "Nothing was sent to start it. preview_run shows the cost per node; get_account "
+            "shows the balance and plan."
+        )
+    return estimate
+
+
+# --- sending a start at most once --------------------------------------------------------------
+
+
+def wall_time(clock: Clock) -> datetime:
+    """Now, on the timeline of OnePin's timestamps. `RealClock` is monotonic (it measures
+    durations), so the system's UTC time stands in for it; any other clock is a test clock
+    that tells the sandbox's time in epoch seconds."""
+    if isinstance(clock, RealClock):
+        return datetime.now(timezone.utc)
+    return datetime.fromtimestamp(clock.now(), timezone.utc)
+
+
+async def _start_once(
+    client: OnePinClient,
+    clock: Clock,
+    entry: AuditEntry,
+    workflow_id: str,
+    script_text: str | None,
+    source_language: str | None,
+) -> tuple[RunState, bool]:
+    """Send the start once; after an ambiguous failure, find the run it created. Returns the
+    run and whether it was recovered."""
+    sent_after = wall_time(clock)
+    try:
+        run: RunState = await client.start_run(
             workflow_id, script_text=script_text, source_language=source_language
         )
     except OnePinAPIError as error:
@@ -67,70 +397,74 @@ async def start_run(
             raise ToolError(await _start_conflict(client, workflow_id, error)) from error
         raise
     except OnePinTransportError as error:
-        if error.sent:
-            raise ToolError(await _start_unanswered(client, workflow_id, error)) from error
-        raise
-    return RunView.of(run)
+        if not error.sent:
+            raise  # nothing reached OnePin: explained as such by the server
+        window = (sent_after - timedelta(seconds=CLOCK_SKEW_S), wall_time(clock))
+        found = await _find_started(client, workflow_id, error, window)
+        entry.run_id = found.id
+        entry.outcome = "recovered"
+        return found, True
+    entry.run_id = run.id
+    return run, False
 
 
-async def cancel_run(
-    workflow_id: WorkflowId, run_id: RunId, ctx: Context[AppState, Any]
-) -> RunView:
-    """Cancel a pending, running or paused run, for good (it cannot be resumed). A finished run
-    is returned unchanged, with changed=false."""
-    client = onepin(ctx)
-    # Read first: an already finished run is the answer (nothing to do), and only the state
-    # before the call can tell "cancelled now" from "was already cancelled".
-    state = await client.get_run_status(workflow_id, run_id)
-    if state.is_terminal:
-        return RunView.of(state, changed=False)
+def pick_started(runs: list[RunListItem], window: tuple[datetime, datetime]) -> RunListItem | None:
+    """The run a start sent at window[0] (skew margin included) and unanswered at window[1]
+    created: the newest created in that window, active or not (a short run may be over).
+    Runs are in any order; runs without created_at can't be placed and are skipped."""
+    since, until = window
+    until += timedelta(seconds=CLOCK_SKEW_S)
+    inside = [r for r in runs if r.created_at is not None and since <= r.created_at <= until]
+    return max(inside, key=lambda r: r.created_at or since, default=None)
+
+
+async def _find_started(
+    client: OnePinClient,
+    workflow_id: str,
+    error: OnePinTransportError,
+    window: tuple[datetime, datetime],
+) -> RunState:
+    lost = (
+        "OnePin did not answer start_run in time"
+        if isinstance(error, OnePinTimeoutError)
+        else "The connection to OnePin was lost before it answered start_run"
+    )
+    head = f"{lost} ({error.method} {error.path}), after the request was sent."
     try:
-        run = await client.cancel_run(workflow_id, run_id)
-    except OnePinAPIError as error:
-        if error.status == 409:
-            message = await _state_conflict(client, "cancel", error, workflow_id, run_id)
-            raise ToolError(message) from error
-        raise
-    # A run that finished between the read and the cancel comes back unchanged.
-    return RunView.of(run, changed=run.status == "cancelled")
-
-
-async def pause_run(workflow_id: WorkflowId, run_id: RunId, ctx: Context[AppState, Any]) -> RunView:
-    """Pause a pending or running run: the steps under way finish first, then it stays paused
-    until resume_run. A run already paused or pausing is returned unchanged."""
-    client = onepin(ctx)
-    state = await client.get_run_status(workflow_id, run_id)
-    if state.status == "paused" or is_pausing(state):
-        return RunView.of(state, changed=False)
-    if state.is_terminal:
-        raise ToolError(
-            f"Run {run_id} is already {state.status}; only pending or running runs can be "
-            f"paused, so no pause was sent. {next_step(state)}"
+        page = await client.list_runs(
+            workflow_id, sort="created_at", order="desc", limit=RECOVERY_SCAN
         )
-    try:
-        run = await client.pause_run(workflow_id, run_id)
-    except OnePinAPIError as error:
-        if error.status == 409:
-            message = await _state_conflict(client, "pause", error, workflow_id, run_id)
-            raise ToolError(message) from error
-        raise
-    return RunView.of(run)
-
-
-async def resume_run(
-    workflow_id: WorkflowId, run_id: RunId, ctx: Context[AppState, Any]
-) -> RunView:
-    """Resume a paused run from its last finished step (nothing is redone). Only paused runs
-    can be resumed; follow it with wait_for_run."""
-    client = onepin(ctx)
-    try:
-        run = await client.resume_run(workflow_id, run_id)
-    except OnePinAPIError as error:
-        if error.status == 409:
-            message = await _state_conflict(client, "resume", error, workflow_id, run_id)
-            raise ToolError(message) from error
-        raise
-    return RunView.of(run)
+    except OnePinError as lookup:
+        raise ToolError(
+            f"{head} The start may have happened, and checking for its run failed too "
+            f"({type(lookup).__name__}). Call list_runs with workflow_id={workflow_id} before "
+            "starting again, so as not to start it twice."
+        ) from error
+    created = pick_started(page.items, window)
+    if created is not None:
+        try:
+            return await client.get_run_status(workflow_id, created.id)
+        except OnePinError as lookup:
+            raise ToolError(
+                f"{head} The start did create run {created.id}; do not call start_run again. "
+                f"Reading its state failed ({type(lookup).__name__}): call get_run_status with "
+                f"workflow_id={workflow_id} and run_id={created.id}."
+            ) from error
+    since = window[0].isoformat(timespec="seconds")
+    active = next((r for r in page.items if r.status in ACTIVE_STATUSES), None)
+    if active is not None:
+        what, how = _describe_active(active)
+        raise ToolError(
+            f"{head} No run of this workflow was created since {since}, but {what} was "
+            "already active, so OnePin most likely refused this start (a workflow has one "
+            f"active run at a time). {how} Then call start_run again if a new run is still "
+            "wanted."
+        ) from error
+    raise ToolError(
+        f"{head} No run of workflow {workflow_id} was created since {since}, so the start most "
+        f"likely did not happen. To be sure, call list_runs with workflow_id={workflow_id}: if "
+        "no new run is listed, calling start_run again is safe."
+    ) from error
 
 
 # --- explaining refusals ----------------------------------------------------------------------
@@ -182,34 +516,6 @@ async def _start_conflict(client: OnePinClient, workflow_id: str, error: OnePinA
     return (
         f"{said} The active run is {what}; a workflow has one active run at a time. {how} "
         "Then call start_run again if a new run is still wanted."
-    )
-
-
-async def _start_unanswered(
-    client: OnePinClient, workflow_id: str, error: OnePinTransportError
-) -> str:
-    lost = (
-        "OnePin did not answer start_run in time"
-        if isinstance(error, OnePinTimeoutError)
-        else "The connection to OnePin was lost before it answered start_run"
-    )
-    head = f"{lost} ({error.method} {error.path}), so the request may have been processed."
-    try:
-        active = await _active_run(client, workflow_id)
-    except OnePinError:
-        return (
-            f"{head} Checking for the run failed too: call list_runs with "
-            f"workflow_id={workflow_id} before starting again, so as not to start it twice."
-        )
-    if active is None:
-        return (
-            f"{head} Workflow {workflow_id} has no active run now. Call list_runs with "
-            f"workflow_id={workflow_id}: if no new run is listed, start_run again."
-        )
-    what, how = _describe_active(active)
-    return (
-        f"{head} The workflow now has an active run, {what}: most likely the one this call "
-        f"started, so do not call start_run again. {how}"
     )
 
 

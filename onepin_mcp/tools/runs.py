@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-import anyio
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import AwareDatetime, Field
@@ -25,16 +25,13 @@ from onepin_mcp.views.runs import (
     RunView,
     RunWaitView,
     StepsView,
+    progress_of,
 )
+from onepin_mcp.watch import wait_until_settled
 
 RunId = Annotated[str, Field(description="run UUID, from list_runs or start_run")]
 Offset = Annotated[int, Field(ge=0, description="rows to skip (next_offset of a page)")]
 Limit = Annotated[int, Field(ge=1, le=100, description="rows per page")]
-
-# A simple fixed interval for now: a run's status changes every few seconds at most.
-POLL_INTERVAL_S = 2.0
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 async def list_runs(
@@ -88,30 +85,39 @@ async def get_run(
     return RunView.of(run, include_definition=include_definition)
 
 
-async def poll_until_settled(
-    fetch: Callable[[], Awaitable[RunState]],
-    timeout_s: float,
-    *,
-    interval_s: float = POLL_INTERVAL_S,
-    sleep: Sleep = anyio.sleep,
-) -> tuple[RunState, float]:
-    """Fetch the run's state until it is terminal or paused (waiting can't end a pause), or
-    until `timeout_s` has passed; return the last state and the seconds waited.
+# wait_for_run's bounds. Many MCP clients give up on a call after 60 s, so the default returns
+# (with done=false) before that; a caller that knows its client waits longer may ask for up to
+# ten minutes, beyond which one call holding a connection open does more harm than good.
+DEFAULT_WAIT_S = 50.0
+MAX_WAIT_S = 600.0
 
-    Time spent is counted as the larger of the clock and the sleeps asked for, so an injected
-    `sleep` that returns at once (tests) still reaches the timeout.
+
+class ProgressNotifier:
+    """Turns the run states a wait sees into MCP progress notifications.
+
+    Progress is the finished node count (finished steps when the node total is unknown), with
+    the total when known, and a short message such as "running: 5/6 nodes, 7 steps". MCP wants
+    each notification's progress to be strictly greater than the last one's, but a run can
+    change without its count moving (pending to running, a retry adding steps, a pause). Such a
+    change is still worth a notification, so it is sent with the progress moved halfway to the
+    next whole count (5, 5.5, 5.75, ...): strictly increasing, never reaching a count the run has
+    not reached, never past the total. When there is no room left (the count already equals the
+    total), that notification is skipped; the call's result follows with the final state anyway.
     """
-    waited = 0.0
-    while True:
-        started = anyio.current_time()
-        state = await fetch()
-        waited += anyio.current_time() - started
-        if state.is_terminal or state.status == "paused" or waited >= timeout_s:
-            return state, waited
-        pause = min(interval_s, timeout_s - waited)
-        started = anyio.current_time()
-        await sleep(pause)
-        waited += max(pause, anyio.current_time() - started)
+
+    def __init__(self, report: Callable[[float, float | None, str], Awaitable[None]]) -> None:
+        self._report = report
+        self._last: float | None = None
+
+    async def __call__(self, state: RunState) -> None:
+        count, total, message = progress_of(state)
+        value = float(count)
+        if self._last is not None and value <= self._last:
+            value = self._last + (math.floor(self._last) + 1 - self._last) / 2
+            if value <= self._last or (total is not None and value > total):
+                return
+        self._last = value
+        await self._report(value, None if total is None else float(total), message)
 
 
 async def wait_for_run(
@@ -119,14 +125,24 @@ async def wait_for_run(
     workflow_id: WorkflowId,
     run_id: RunId,
     timeout_s: Annotated[
-        float, Field(ge=1, le=600, description="stop waiting after this many seconds")
-    ] = 50,
+        float,
+        Field(
+            ge=1,
+            le=MAX_WAIT_S,
+            description="stop waiting after this many seconds; clients often cap a call at 60 s",
+        ),
+    ] = DEFAULT_WAIT_S,
 ) -> RunWaitView:
-    """Wait until a run finishes, pauses, or timeout_s passes, then return its state.
-    done=false means it is still going: call again. Keep timeout_s under your client's limit."""
-    client = onepin(ctx)
-    state, waited_s = await poll_until_settled(
-        lambda: client.get_run_status(workflow_id, run_id), timeout_s
+    """Wait until a run finishes or pauses, sending progress notifications; returns its state.
+    done=false with a paused run says why; otherwise time ran out: call again."""
+    notifier = ProgressNotifier(ctx.report_progress)
+    state, _, waited_s = await wait_until_settled(
+        onepin(ctx),
+        workflow_id,
+        run_id,
+        clock=ctx.request_context.lifespan_context.clock,
+        timeout_s=timeout_s,
+        on_progress=notifier,
     )
     return RunWaitView.after_wait(state, waited_s)
 

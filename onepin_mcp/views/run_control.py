@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from onepin_mcp.models import RunState, RunStatus
+from onepin_mcp.models import Estimate, RunState, RunStatus
 from onepin_mcp.views import View
 
 
@@ -26,10 +26,36 @@ class RunView(View):
     changed: bool = Field(
         description="false when the run already was in the requested state and nothing changed"
     )
+    recovered: bool = Field(
+        default=False,
+        description="start_run only: the start request's answer was lost and this is the run "
+        "it created, found afterwards; do not start again",
+    )
+    done: bool | None = Field(
+        default=None,
+        description="start_run with wait_s only: whether the run finished during the wait",
+    )
+    expected_credits: int | None = Field(
+        default=None, description="start_run only: the preview's expected cost"
+    )
+    max_credits: int | None = Field(
+        default=None, description="start_run only: the preview's maximum cost"
+    )
     next: str
 
     @classmethod
-    def of(cls, run: RunState, *, changed: bool = True) -> RunView:
+    def of(
+        cls,
+        run: RunState,
+        *,
+        changed: bool = True,
+        recovered: bool = False,
+        done: bool | None = None,
+        estimate: Estimate | None = None,
+        note: str = "",
+    ) -> RunView:
+        """`note` goes before the next step: what the agent must know first (a recovered start,
+        a wait that ended early)."""
         pausing = is_pausing(run)
         return cls(
             id=run.id,
@@ -40,7 +66,11 @@ class RunView(View):
             is_terminal=run.is_terminal,
             pause_requested=pausing,
             changed=changed,
-            next=next_step(run, changed=changed),
+            recovered=recovered,
+            done=done,
+            expected_credits=estimate.expected_credits if estimate else None,
+            max_credits=estimate.max_credits if estimate else None,
+            next=(note + " " if note else "") + next_step(run, changed=changed),
         )
 
 

@@ -142,6 +142,32 @@ def _percent(state: RunState | RunListItem) -> int | None:
     return min(100, round(100 * done / total))
 
 
+def progress_of(state: RunState) -> tuple[int, int | None, str]:
+    """A run's progress for a progress notification: (finished, total or None, short message).
+
+    Counts nodes when the node total is known, like `percent`: the step "total" only counts
+    steps started so far, so it grows as the run goes. Steps still appear in the message, since
+    retries move them while the node count stands still.
+    """
+    done: int
+    total: int | None
+    if state.total_nodes:
+        done, total, unit = state.finished_nodes or 0, state.total_nodes, "nodes"
+    else:
+        done, total, unit = state.finished_steps or 0, state.total_steps or None, "steps"
+    if total is not None and total < done:
+        total = None  # an inconsistent total would make the notification claim more than 100%
+    label: str = state.status
+    if state.status == "paused" and state.pause_reason:
+        label = f"paused ({clean_text(state.pause_reason, 40)})"
+    elif state.pause_requested_at is not None and not state.is_terminal:
+        label = f"{state.status}, pausing"
+    counted = f"{done}/{total} {unit}" if total is not None else f"{done} {unit}"
+    if unit == "nodes" and state.finished_steps is not None:
+        counted += f", {state.finished_steps} steps"
+    return done, total, f"{label}: {counted}"
+
+
 class RunStatusView(View):
     """A run's state, progress and timing, and `next`: what to call next."""
 

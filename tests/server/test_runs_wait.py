@@ -1,48 +1,67 @@
-"""wait_for_run through the MCP protocol, and its polling loop driven by sandbox time.
+"""wait_for_run through the MCP protocol, in both eras, on sandbox time.
 
-Through the protocol the loop sleeps for real, so those tests use runs that settle at once or a
-one-second timeout. The loop itself takes its `sleep` as an argument: given one that moves the
-sandbox clock instead, a run of many seconds plays out with no real waiting at all.
+The server sleeps on `SandboxClock`, which moves the sandbox's manual clock instead of waiting:
+a wait over minutes of a run takes no real time, and every pause is on record
+(`sandbox_clock.slept`). The cancellation tests use a clock whose sleep really blocks, so that
+the call can be abandoned while the server is waiting.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import AsyncIterator
+from datetime import datetime
+
 import anyio
+import anyio.lowlevel
 import pytest
-from mcp import Client
+from mcp import Client, MCPError
 
 from onepin_mcp.client import OnePinClient
 from onepin_mcp.sandbox import Sandbox, seed
-from onepin_mcp.tools.runs import POLL_INTERVAL_S, poll_until_settled
+from onepin_mcp.selection import ToolSelection
+from onepin_mcp.server import create_server
+from onepin_mcp.tools.runs import DEFAULT_WAIT_S
+from onepin_mcp.watch import PollSchedule
 
-from .conftest import error_text, structured
+from .conftest import (
+    NO_WAIT_RETRY,
+    SandboxClock,
+    ServerFactory,
+    error_text,
+    sandbox_settings,
+    structured,
+)
 
 pytestmark = pytest.mark.anyio
 
 RUNNING = {"workflow_id": seed.WORKFLOW_COURSE_ID, "run_id": seed.RUN_RUNNING_ID}
+Notification = tuple[float, float | None, str | None]
 
 
 def status_polls(sandbox: Sandbox) -> int:
-    return sum(1 for request in sandbox.requests if request.path.endswith("/status"))
+    return sum(1 for r in sandbox.requests if r.method == "GET" and r.path.endswith("/status"))
 
 
-class SandboxSleep:
-    """A `sleep` that moves sandbox time instead of waiting, and records each pause."""
+class Progress:
+    """A progress_callback that keeps every notification."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
-        self.sandbox = sandbox
-        self.pauses: list[float] = []
+    def __init__(self) -> None:
+        self.seen: list[Notification] = []
 
-    async def __call__(self, seconds: float) -> None:
-        self.pauses.append(seconds)
-        self.sandbox.advance(seconds)
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
+        self.seen.append((progress, total, message))
 
 
-# --- through the protocol -------------------------------------------------------------------------
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+# --- waiting to the end ---------------------------------------------------------------------------
 
 
 async def test_waiting_for_a_finished_run_returns_at_once(
-    mcp_client: Client, sandbox: Sandbox
+    mcp_client: Client, sandbox: Sandbox, sandbox_clock: SandboxClock
 ) -> None:
     with anyio.fail_after(5):
         result = structured(
@@ -53,39 +72,144 @@ async def test_waiting_for_a_finished_run_returns_at_once(
         )
     assert result["done"] is True
     assert result["status"] == "failed"
-    assert result["waited_s"] < 1
+    assert result["waited_s"] == 0
     assert "get_run_steps with failed_only=true" in result["next"]
     assert status_polls(sandbox) == 1
+    assert sandbox_clock.slept == []
 
 
-async def test_waiting_past_the_timeout_returns_the_state_with_done_false(
-    mcp_client: Client, sandbox: Sandbox
+async def test_a_wait_returns_the_terminal_state_within_one_poll_of_the_end(
+    mcp_client: Client, api: OnePinClient, sandbox: Sandbox, sandbox_clock: SandboxClock
+) -> None:
+    run = await api.start_run(seed.WORKFLOW_COMPLETES_ID)
+    with anyio.fail_after(5):
+        result = structured(
+            await mcp_client.call_tool(
+                "wait_for_run", {"workflow_id": seed.WORKFLOW_COMPLETES_ID, "run_id": run.id}
+            )
+        )
+    returned_at = sandbox.clock.now()
+    assert result["done"] is True
+    assert result["status"] == "completed"
+    assert result["progress"]["percent"] == 100
+    late_s = (returned_at - parse_time(result["completed_at"])).total_seconds()
+    # The run ended during the last pause; the poll right after it saw the end and returned.
+    assert 0 <= late_s <= sandbox_clock.slept[-1] <= PollSchedule().max_s
+    assert result["waited_s"] == pytest.approx(sum(sandbox_clock.slept), abs=0.05)
+    assert status_polls(sandbox) == len(sandbox_clock.slept) + 1
+
+
+async def test_progress_notifications_strictly_increase_carry_totals_and_say_the_state(
+    mcp_client: Client, api: OnePinClient, sandbox: Sandbox
+) -> None:
+    run = await api.start_run(seed.WORKFLOW_COMPLETES_ID)
+    progress = Progress()
+    with anyio.fail_after(5):
+        result = structured(
+            await mcp_client.call_tool(
+                "wait_for_run",
+                {"workflow_id": seed.WORKFLOW_COMPLETES_ID, "run_id": run.id},
+                progress_callback=progress,
+            )
+        )
+    seen = progress.seen
+    values = [value for value, _, _ in seen]
+    assert all(a < b for a, b in itertools.pairwise(values)), values
+    total = result["progress"]["total_nodes"]
+    assert total
+    assert all(t == total for _, t, _ in seen)
+    assert seen[0] == (0, total, f"pending: 0/{total} nodes, 0 steps")
+    assert seen[1][2] == f"running: 0/{total} nodes, 0 steps"  # status moved, count did not
+    assert 0 < seen[1][0] < 1
+    assert seen[-1][0] == total
+    assert seen[-1][2] is not None
+    assert seen[-1][2].startswith(f"completed: {total}/{total} nodes")
+    # Only changes were sent: far fewer notifications than polls.
+    assert len(seen) < status_polls(sandbox)
+    assert len({message for _, _, message in seen}) == len(seen)
+
+
+async def test_without_a_progress_callback_the_wait_still_returns_the_end(
+    mcp_client: Client, api: OnePinClient
+) -> None:
+    run = await api.start_run(seed.WORKFLOW_FAILS_ID)
+    with anyio.fail_after(5):
+        result = structured(
+            await mcp_client.call_tool(
+                "wait_for_run", {"workflow_id": seed.WORKFLOW_FAILS_ID, "run_id": run.id}
+            )
+        )
+    assert (result["done"], result["status"]) == (True, "failed")
+
+
+# --- timeouts and pauses --------------------------------------------------------------------------
+
+
+async def test_waiting_past_the_timeout_returns_the_state_with_done_false_and_a_hint(
+    mcp_client: Client, sandbox: Sandbox, sandbox_clock: SandboxClock
 ) -> None:
     with anyio.fail_after(5):
-        result = structured(await mcp_client.call_tool("wait_for_run", {**RUNNING, "timeout_s": 1}))
+        result = structured(await mcp_client.call_tool("wait_for_run", RUNNING))
     assert result["done"] is False
     assert result["status"] == "running"
     assert result["is_terminal"] is False
-    assert result["waited_s"] >= 1
+    assert result["waited_s"] == DEFAULT_WAIT_S < 60  # under the common client limit
+    assert sum(sandbox_clock.slept) == pytest.approx(DEFAULT_WAIT_S)
     assert "call wait_for_run again" in result["next"]
     assert f"{result['progress']['percent']}% done" in result["next"]
-    assert status_polls(sandbox) == 2  # at the start, and once more when time was up
+    # Backed off while the run was quiet: far fewer polls than one every 2 s.
+    assert status_polls(sandbox) == len(sandbox_clock.slept) + 1 < DEFAULT_WAIT_S / 2
 
 
-async def test_waiting_for_a_paused_run_stops_at_once_and_says_how_to_resume(
-    mcp_client: Client,
+async def test_a_caller_set_timeout_is_honoured_on_the_clock(
+    mcp_client: Client, sandbox_clock: SandboxClock
 ) -> None:
+    with anyio.fail_after(5):
+        result = structured(await mcp_client.call_tool("wait_for_run", {**RUNNING, "timeout_s": 7}))
+    assert (result["done"], result["waited_s"]) == (False, 7)
+    assert sum(sandbox_clock.slept) == pytest.approx(7)
+
+
+async def test_waiting_for_a_paused_run_stops_at_once_with_the_reason(
+    mcp_client: Client, sandbox: Sandbox, sandbox_clock: SandboxClock
+) -> None:
+    progress = Progress()
     with anyio.fail_after(5):
         result = structured(
             await mcp_client.call_tool(
                 "wait_for_run",
                 {"workflow_id": seed.WORKFLOW_IVR_ID, "run_id": seed.RUN_PAUSED_ID},
+                progress_callback=progress,
             )
         )
     assert result["done"] is False
     assert result["status"] == "paused"
+    assert result["pause_reason"] == "user"
     assert "waiting will not finish it" in result["next"]
     assert "resume_run" in result["next"]
+    assert sandbox_clock.slept == []
+    assert status_polls(sandbox) == 1
+    assert [message for _, _, message in progress.seen] == [
+        f"paused (user): {result['progress']['finished_nodes']}/"
+        f"{result['progress']['total_nodes']} nodes, {result['progress']['finished_steps']} steps"
+    ]
+
+
+async def test_a_run_paused_during_the_wait_ends_the_wait_with_the_reason(
+    mcp_client: Client, api: OnePinClient, sandbox: Sandbox
+) -> None:
+    run = await api.start_run(seed.WORKFLOW_LONG_ID)
+    sandbox.advance(5)  # running, in the middle of a step
+    await api.pause_run(seed.WORKFLOW_LONG_ID, run.id)  # takes effect when the step ends
+    with anyio.fail_after(5):
+        result = structured(
+            await mcp_client.call_tool(
+                "wait_for_run",
+                {"workflow_id": seed.WORKFLOW_LONG_ID, "run_id": run.id, "timeout_s": 600},
+            )
+        )
+    assert (result["done"], result["status"], result["pause_reason"]) == (False, "paused", "user")
+    assert 0 < result["waited_s"] < 600
 
 
 @pytest.mark.parametrize("timeout_s", [0.5, 601])
@@ -110,56 +234,93 @@ async def test_waiting_for_an_unknown_run_points_to_list_runs(mcp_client: Client
     assert f"Call list_runs with workflow_id={seed.WORKFLOW_COURSE_ID}" in text
 
 
-# --- the polling loop, on sandbox time ------------------------------------------------------------
+async def test_the_description_states_the_bounds(make_server: ServerFactory) -> None:
+    async with Client(make_server(toolsets=("runs",))) as client:
+        tool = next(t for t in (await client.list_tools()).tools if t.name == "wait_for_run")
+    timeout = tool.input_schema["properties"]["timeout_s"]
+    assert (timeout["default"], timeout["minimum"], timeout["maximum"]) == (50, 1, 600)
+    assert "60 s" in timeout["description"]
 
 
-async def test_the_poll_follows_a_run_to_completion_on_sandbox_time(
-    api: OnePinClient, sandbox: Sandbox
+# --- cancellation ---------------------------------------------------------------------------------
+
+
+class GateClock:
+    """The server's clock for cancellation tests: a sleep moves sandbox time, then really
+    blocks until the test opens the gate, so the call can be abandoned mid-wait."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.asleep = anyio.Event()
+        self.gate = anyio.Event()
+        self.cancelled = anyio.Event()
+        self.woke = 0
+
+    def now(self) -> float:
+        return self.sandbox.clock.now().timestamp()
+
+    async def sleep(self, seconds: float) -> None:
+        self.sandbox.advance(seconds)
+        self.asleep.set()
+        try:
+            await self.gate.wait()
+        except anyio.get_cancelled_exc_class():
+            self.cancelled.set()
+            raise
+        self.woke += 1
+
+
+@pytest.fixture
+def gate_clock(sandbox: Sandbox) -> GateClock:
+    return GateClock(sandbox)
+
+
+@pytest.fixture
+async def gated_client(sandbox: Sandbox, gate_clock: GateClock, mode: str) -> AsyncIterator[Client]:
+    server = create_server(
+        sandbox_settings(sandbox),
+        selection=ToolSelection(toolsets=("all",)),
+        transport=sandbox.transport(),
+        retry=NO_WAIT_RETRY,
+        clock=gate_clock,
+    )
+    async with Client(server, mode=mode) as client:
+        yield client
+
+
+async def _prove_polling_stopped(client: Client, sandbox: Sandbox, clock: GateClock) -> None:
+    """After the server's handler was cancelled in its sleep: open the gate (a handler that had
+    survived would wake and poll now), let the server run, and check the log did not grow."""
+    polls = status_polls(sandbox)
+    await clock.cancelled.wait()
+    clock.gate.set()
+    for _ in range(20):
+        await anyio.lowlevel.checkpoint()
+    await client.list_tools()  # a full round trip through the server after the gate opened
+    assert clock.woke == 0
+    assert status_polls(sandbox) == polls == 1
+
+
+async def test_a_client_timeout_stops_the_servers_polling(
+    gated_client: Client, sandbox: Sandbox, gate_clock: GateClock
 ) -> None:
-    run = await api.start_run(seed.WORKFLOW_COMPLETES_ID)
-    sleep = SandboxSleep(sandbox)
     with anyio.fail_after(5):
-        state, waited_s = await poll_until_settled(
-            lambda: api.get_run_status(seed.WORKFLOW_COMPLETES_ID, run.id),
-            timeout_s=120,
-            sleep=sleep,
-        )
-    assert state.status == "completed"
-    # The seeded tour takes about 16.5 s of sandbox time: polled every 2 s, it ends within 20 s.
-    assert set(sleep.pauses) == {POLL_INTERVAL_S}
-    assert 16 <= waited_s <= 20
-    assert status_polls(sandbox) == len(sleep.pauses) + 1
+        with pytest.raises(MCPError):
+            await gated_client.call_tool("wait_for_run", RUNNING, read_timeout_seconds=0.2)
+        assert gate_clock.asleep.is_set()
+        await _prove_polling_stopped(gated_client, sandbox, gate_clock)
 
 
-async def test_the_poll_gives_up_at_the_timeout_with_the_run_still_going(
-    api: OnePinClient, sandbox: Sandbox
+async def test_cancelling_the_call_stops_the_servers_polling(
+    gated_client: Client, sandbox: Sandbox, gate_clock: GateClock
 ) -> None:
-    sleep = SandboxSleep(sandbox)
     with anyio.fail_after(5):
-        state, waited_s = await poll_until_settled(
-            lambda: api.get_run_status(*RUNNING.values()),
-            timeout_s=7,
-            sleep=sleep,
-        )
-    assert state.status == "running"
-    # The last pause is cut to end at the timeout (less the real time the fetches took).
-    assert sleep.pauses[:3] == [2, 2, 2]
-    assert len(sleep.pauses) == 4
-    assert 0.5 < sleep.pauses[3] <= 1
-    assert waited_s >= 7
+        async with anyio.create_task_group() as tg:
 
+            async def call() -> None:
+                await gated_client.call_tool("wait_for_run", RUNNING)
 
-async def test_the_poll_stops_when_the_run_pauses(api: OnePinClient, sandbox: Sandbox) -> None:
-    run = await api.start_run(seed.WORKFLOW_LONG_ID)
-    sandbox.advance(5)
-    await api.pause_run(seed.WORKFLOW_LONG_ID, run.id)
-    sleep = SandboxSleep(sandbox)
-    with anyio.fail_after(5):
-        state, _ = await poll_until_settled(
-            lambda: api.get_run_status(seed.WORKFLOW_LONG_ID, run.id),
-            timeout_s=600,
-            sleep=sleep,
-        )
-    assert state.status == "paused"
-    assert state.pause_reason == "user"
-    assert len(sleep.pauses) < 300  # stopped by the pause, long before the timeout
+            tg.start_soon(call)
+            await gate_clock.asleep.wait()
+            tg.cancel_scope.cancel()  # the caller gives up: notifications/cancelled
+        await _prove_polling_stopped(gated_client, sandbox, gate_clock)
