@@ -158,7 +158,8 @@ def serve(options: ServeOptions, env: Mapping[str, str]) -> int:
             server.run("stdio")
         return EXIT_OK
 
-    from onepin_mcp.http import bind, describe_security, serve_http
+    from onepin_mcp.http import describe_security, serve_http
+    from onepin_mcp.serving import bind
 
     try:
         sock = bind(options.host, options.port)

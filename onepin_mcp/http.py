@@ -18,17 +18,14 @@ The refusal to bind beyond loopback without auth happens earlier, in `options`.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import json
 import logging
-import signal
 import socket
 import sys
-import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -46,6 +43,7 @@ from onepin_mcp.config import Settings
 from onepin_mcp.errors import OnePinAuthConfigError
 from onepin_mcp.options import API_KEY_FORM, ServeOptions
 from onepin_mcp.server import OnePinServer
+from onepin_mcp.serving import exit_quietly_on_signals, host_literal, url_of
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +70,7 @@ def transport_security(options: ServeOptions) -> TransportSecuritySettings:
     if options.allowed_hosts == ("*",):
         return TransportSecuritySettings(enable_dns_rebinding_protection=False)
     names = [*LOOPBACK_HOSTS]
-    bound = _host_literal(options.host)
+    bound = host_literal(options.host)
     if bound not in names and bound not in ("0.0.0.0", "[::]"):  # noqa: S104 - naming, not binding
         names.append(bound)
     hosts: list[str] = []
@@ -91,12 +89,6 @@ def transport_security(options: ServeOptions) -> TransportSecuritySettings:
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
     )
-
-
-def _host_literal(host: str) -> str:
-    """`host` as it appears in a Host header: IPv6 addresses in brackets."""
-    bare = host.strip("[]")
-    return f"[{bare}]" if ":" in bare else bare
 
 
 def _has_port(name: str) -> bool:
@@ -318,50 +310,6 @@ def build_app(server: OnePinServer, options: ServeOptions) -> ASGIApp:
 # --- serving ------------------------------------------------------------------------------------
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket on `host:port`, bound now so that port 0 resolves to a real port."""
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(address)
-    except OSError:
-        sock.close()
-        raise
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock
-
-
-def url_of(sock: socket.socket, path: str) -> str:
-    host, port = sock.getsockname()[:2]
-    if host in ("0.0.0.0", "::"):  # noqa: S104 - naming the wildcard, not binding to it
-        host = "127.0.0.1"
-    return f"http://{_host_literal(host)}:{port}{path}"
-
-
-@contextlib.contextmanager
-def _exit_quietly_on_signals() -> Iterator[None]:
-    """Make SIGINT/SIGTERM end the server with exit status 0.
-
-    uvicorn handles both signals while it runs, then restores the handlers it found and raises
-    the signal again. With a no-op installed as the handler it finds, the re-raised signal is
-    absorbed: a stop by signal is how an HTTP server normally ends, not a failure.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    stops = (signal.SIGINT, signal.SIGTERM)
-    previous = {sig: signal.signal(sig, lambda signum, frame: None) for sig in stops}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def serve_http(server: OnePinServer, options: ServeOptions, sock: socket.socket) -> None:
     """Serve on `sock` (from `bind`) until SIGINT or SIGTERM; announce the URL on stderr first."""
     app = build_app(server, options)
@@ -384,7 +332,7 @@ def serve_http(server: OnePinServer, options: ServeOptions, sock: socket.socket)
         server_header=False,
     )
     try:
-        with _exit_quietly_on_signals():
+        with exit_quietly_on_signals():
             uvicorn.Server(config).run(sockets=[sock])
     finally:
         sock.close()

@@ -110,6 +110,7 @@ LAYERS: dict[str, int] = {
     "onepin_mcp.config": 0,
     "onepin_mcp.errors": 0,
     "onepin_mcp.models": 0,
+    "onepin_mcp.serving": 0,
     "onepin_mcp.client": 1,
     "onepin_mcp.failures": 2,
     "onepin_mcp.state": 2,

@@ -7,16 +7,14 @@ who pipes the command's output must not get log lines mixed into it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
-import socket
 import sys
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import uvicorn
+
+from onepin_mcp.serving import bind, exit_quietly_on_signals, url_of
 
 from .app import Sandbox
 
@@ -41,48 +39,6 @@ def _log_config() -> dict[str, Any]:
     }
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock
-
-
-def base_url_of(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    if host in ("0.0.0.0", "::"):  # noqa: S104 - naming the wildcard, not binding to it
-        host = "127.0.0.1"
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
-@contextlib.contextmanager
-def _exit_quietly_on_signals() -> Iterator[None]:
-    """Make SIGINT/SIGTERM end the server with exit status 0.
-
-    uvicorn handles both signals while it runs, then restores the previous handlers and raises
-    the signal again so that the default action (death by signal, or KeyboardInterrupt) happens.
-    With a no-op as the "previous" handler, the re-raised signal is absorbed: a stop requested
-    by signal is the normal way for this command to end, not a failure.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    stops = (signal.SIGINT, signal.SIGTERM)
-    previous = {sig: signal.signal(sig, lambda signum, frame: None) for sig in stops}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def serve(
     *,
     host: str = "127.0.0.1",
@@ -101,8 +57,8 @@ def serve(
     app = sandbox or Sandbox(
         api_keys=list(api_keys) or None, manual_clock=manual_clock, speed=speed
     )
-    sock = _bind(host, port)
-    url = base_url_of(sock)
+    sock = bind(host, port)
+    url = url_of(sock)
     clock = "manual clock (POST /_sandbox/clock to advance)" if app.manual else f"speed {speed:g}x"
     # Written straight to stderr rather than logged: this is the command's user interface and
     # must show whatever the logging configuration is. The key is a sandbox key, meant to be seen.
@@ -123,7 +79,7 @@ def serve(
     )
     server = uvicorn.Server(config)
     try:
-        with _exit_quietly_on_signals():
+        with exit_quietly_on_signals():
             server.run(sockets=[sock])
     finally:
         sock.close()
