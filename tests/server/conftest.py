@@ -67,6 +67,31 @@ class SandboxClock:
         await anyio.lowlevel.checkpoint()
 
 
+class GateClock:
+    """A clock whose sleep moves sandbox time and then really blocks until the test opens the
+    gate, so that a test can cancel a wait or a watcher while it is asleep."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.asleep = anyio.Event()
+        self.gate = anyio.Event()
+        self.cancelled = anyio.Event()
+        self.woke = 0
+
+    def now(self) -> float:
+        return self.sandbox.clock.now().timestamp()
+
+    async def sleep(self, seconds: float) -> None:
+        self.sandbox.advance(seconds)
+        self.asleep.set()
+        try:
+            await self.gate.wait()
+        except anyio.get_cancelled_exc_class():
+            self.cancelled.set()
+            raise
+        self.woke += 1
+
+
 @pytest.fixture
 def sandbox_clock(sandbox: Sandbox) -> SandboxClock:
     return SandboxClock(sandbox)

@@ -26,6 +26,7 @@ from onepin_mcp.watch import PollSchedule
 
 from .conftest import (
     NO_WAIT_RETRY,
+    GateClock,
     SandboxClock,
     ServerFactory,
     error_text,
@@ -243,31 +244,6 @@ async def test_the_description_states_the_bounds(make_server: ServerFactory) -> 
 
 
 # --- cancellation ---------------------------------------------------------------------------------
-
-
-class GateClock:
-    """The server's clock for cancellation tests: a sleep moves sandbox time, then really
-    blocks until the test opens the gate, so the call can be abandoned mid-wait."""
-
-    def __init__(self, sandbox: Sandbox) -> None:
-        self.sandbox = sandbox
-        self.asleep = anyio.Event()
-        self.gate = anyio.Event()
-        self.cancelled = anyio.Event()
-        self.woke = 0
-
-    def now(self) -> float:
-        return self.sandbox.clock.now().timestamp()
-
-    async def sleep(self, seconds: float) -> None:
-        self.sandbox.advance(seconds)
-        self.asleep.set()
-        try:
-            await self.gate.wait()
-        except anyio.get_cancelled_exc_class():
-            self.cancelled.set()
-            raise
-        self.woke += 1
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from onepin_mcp.models import RunState
 from onepin_mcp.sandbox import Sandbox, seed
 from onepin_mcp.watch import PollSchedule, follow_run, progress_key, wait_until_settled
 
-from .conftest import SandboxClock
+from .conftest import GateClock, SandboxClock
 
 pytestmark = pytest.mark.anyio
 
@@ -45,31 +45,6 @@ class RecordingClient:
             return state
 
         monkeypatch.setattr(api, "get_run_status", recording)
-
-
-class GateClock:
-    """A clock whose sleep moves sandbox time and then really blocks until the test opens the
-    gate, so a test can cancel a watcher while it is asleep."""
-
-    def __init__(self, sandbox: Sandbox) -> None:
-        self.sandbox = sandbox
-        self.asleep = anyio.Event()
-        self.gate = anyio.Event()
-        self.cancelled = anyio.Event()
-        self.woke = 0
-
-    def now(self) -> float:
-        return self.sandbox.clock.now().timestamp()
-
-    async def sleep(self, seconds: float) -> None:
-        self.sandbox.advance(seconds)
-        self.asleep.set()
-        try:
-            await self.gate.wait()
-        except anyio.get_cancelled_exc_class():
-            self.cancelled.set()
-            raise
-        self.woke += 1
 
 
 # --- PollSchedule and progress_key ----------------------------------------------------------------
