@@ -701,7 +701,7 @@ class OnePinClient:
         json_body: Mapping[str, Any] | None,
         headers: Mapping[str, str],
         attempt: int,
-    ) -> _Envelope | OnePinTransportError | OnePinAPIError:
+    ) -> _Envelope | OnePinTransportError | OnePinAPIError | OnePinResponseError:
         """One attempt: the envelope on success, else the failure for the retry loop to judge."""
         started = anyio.current_time()
         try:
@@ -740,7 +740,7 @@ class OnePinClient:
             return error
         try:
             envelope = self._unwrap(response, method, path)
-        except OnePinResponseError:
+        except OnePinResponseError as exc:
             logger.debug(
                 "%s %s -> %d with an unreadable body in %.0f ms (attempt %d)",
                 method,
@@ -749,7 +749,7 @@ class OnePinClient:
                 latency_ms,
                 attempt,
             )
-            raise
+            return exc
         logger.debug(
             "%s %s -> %d in %.0f ms (attempt %d, request id %s)",
             method,
@@ -850,7 +850,7 @@ class OnePinClient:
     def _response_error(self, envelope: _Envelope, problem: str) -> OnePinResponseError:
         if envelope.method != "GET":
             # The server said 2xx: whatever the body, the write took effect.
-            problem += " The request itself succeeded, so it has taken effect."
+            problem += "; the request itself succeeded, so it has taken effect"
         return OnePinResponseError(
             problem,
             status=envelope.status,
@@ -1002,7 +1002,9 @@ def _summarize(exc: ValidationError, limit: int = 3) -> str:
 
 
 def _retry_delay(
-    policy: RetryPolicy, failure: OnePinTransportError | OnePinAPIError, attempt: int
+    policy: RetryPolicy,
+    failure: OnePinTransportError | OnePinAPIError | OnePinResponseError,
+    attempt: int,
 ) -> float | None:
     """Seconds before the next attempt, or None when this failure ends the request."""
     if attempt >= policy.max_attempts:
@@ -1011,7 +1013,8 @@ def _retry_delay(
         if failure.status not in RETRYABLE_STATUSES:
             return None
         return policy.delay_before_retry(attempt, failure.retry_after)
-    # No answer at all: the request may not have arrived, and repeating it is safe here.
+    # No answer at all (the request may not have arrived), or a 2xx whose body came back
+    # truncated or empty (a proxy or the network cut it): repeating it is safe here.
     return policy.delay_before_retry(attempt, None)
 
 

@@ -7,6 +7,7 @@ The one place where a client error becomes agent-facing text. Tools wrap the tex
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ from onepin_mcp.errors import (
     OnePinTransportError,
     redact,
 )
+from onepin_mcp.views import clean_text
 
 KEY_HELP = (
     "Set ONEPIN_API_KEY to an op_live_ key from https://app.onepin.ai/workspace/~/settings/api "
@@ -39,8 +41,10 @@ def explain(error: OnePinError, arguments: Mapping[str, Any] | None = None) -> s
     """One paragraph for the agent: the failure, OnePin's own words and ids, and the next step.
 
     Whatever the text quotes (an argument, a server message), anything shaped like an API key
-    is redacted: a key pasted into an argument must not be echoed into logs and transcripts."""
-    return redact(_explain(error, arguments or {}))
+    is redacted: a key pasted into an argument must not be echoed into logs and transcripts.
+    And a server message is untrusted text: stripped of control and bidi characters like every
+    other piece of API text an agent reads (already capped where the envelope is parsed)."""
+    return redact(clean_text(_explain(error, arguments or {}), limit=sys.maxsize))
 
 
 def _explain(error: OnePinError, arguments: Mapping[str, Any]) -> str:
@@ -53,10 +57,19 @@ def _explain(error: OnePinError, arguments: Mapping[str, Any]) -> str:
     if isinstance(error, OnePinTransportError):
         return _transport_failure(error)
     if isinstance(error, OnePinResponseError):
-        return (
+        head = (
             f"OnePin sent a response this server could not read ({error.problem}; "
-            f"{_request_id(error.request_id)}). Try again; if it persists, the API may have "
-            "changed: report it with the request id."
+            f"{_request_id(error.request_id)})."
+        )
+        if error.method != "GET":
+            # A 2xx to a write: it happened, so repeating it could do it twice (start a run).
+            return (
+                f"{head} Do not repeat the call: check the current state (list_runs or "
+                "get_run_status) first. If it persists, report it with the request id."
+            )
+        return (
+            f"{head} Try again; if it persists, the API may have changed: report it with the "
+            "request id."
         )
     return f"The OnePin call failed: {error}"
 
@@ -106,9 +119,21 @@ def _next_step(error: OnePinAPIError, arguments: Mapping[str, Any]) -> str:
         wait = f"{error.retry_after:g} s" if error.retry_after is not None else "a minute"
         return f"Rate limited: wait {wait} before calling again."
     if status >= 500:
+        if error.attempts > 1:
+            return (
+                "OnePin had a server-side problem and retries did not help. Try again in a "
+                "minute; if it persists, report the request id."
+            )
+        if error.method != "GET":
+            # Writes aren't retried, and a gateway's 502/504 doesn't say whether OnePin acted.
+            return (
+                "OnePin had a server-side problem; this request was not repeated. Check the "
+                "current state (list_runs or get_run_status) before trying again; if it "
+                "persists, report the request id."
+            )
         return (
-            "OnePin had a server-side problem and retries did not help. Try again in a "
-            "minute; if it persists, report the request id."
+            "OnePin had a server-side problem. Try again in a minute; if it persists, report "
+            "the request id."
         )
     return "Check the arguments and try again."
 

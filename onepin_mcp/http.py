@@ -35,7 +35,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from onepin_mcp import __version__
 from onepin_mcp.client import OnePinClient, RetryPolicy
@@ -95,18 +95,47 @@ def _has_port(name: str) -> bool:
     return name.rpartition("]")[2].count(":") == 1 if name.startswith("[") else ":" in name
 
 
+class QuietRefusals:
+    """ASGI layer for the SSE app: a refused Host/Origin is a refusal, not a crash.
+
+    The SDK's SSE endpoint sends its 421/403 and then raises `ValueError("Request validation
+    failed")`, which uvicorn logs as "Exception in ASGI application" with a traceback: one per
+    rebinding attempt, which anyone who can reach the port could use to flood the log. Once the
+    refusal has been sent, that error is dropped (the SDK has already logged the bad header).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except ValueError as exc:
+            if not (started and str(exc) == "Request validation failed"):
+                raise
+
+
 # --- client auth --------------------------------------------------------------------------------
 
 
 def _bearer(scope: Scope) -> str | None:
-    """The credential of an `Authorization: Bearer …` header, or None."""
-    for name, value in scope.get("headers", ()):
-        if name == b"authorization":
-            text = bytes(value).decode("latin-1")
-            scheme, _, credential = text.partition(" ")
-            if scheme.lower() == "bearer" and credential.strip():
-                return credential.strip()
-            return None
+    """The credential of the one `Authorization: Bearer …` header, or None.
+
+    Two Authorization headers are refused as none: a proxy in front may check the other one.
+    """
+    values = [bytes(v) for name, v in scope.get("headers", ()) if name == b"authorization"]
+    if len(values) != 1:
+        return None
+    scheme, _, credential = values[0].decode("latin-1").partition(" ")
+    if scheme.lower() == "bearer" and credential.strip():
+        return credential.strip()
     return None
 
 
@@ -286,7 +315,7 @@ def build_app(server: OnePinServer, options: ServeOptions) -> ASGIApp:
     server.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)(healthz)
     security = transport_security(options)
     if options.transport == "sse":
-        app: ASGIApp = server.sse_app(transport_security=security, host=options.host)
+        app: ASGIApp = QuietRefusals(server.sse_app(transport_security=security, host=options.host))
     else:
         app = server.streamable_http_app(
             stateless_http=options.stateless, transport_security=security, host=options.host

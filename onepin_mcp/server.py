@@ -19,6 +19,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.types import CallToolResult, InputRequiredResult
+from pydantic import ValidationError
 
 from onepin_mcp import __version__
 from onepin_mcp.client import OnePinClient, RetryPolicy
@@ -30,6 +31,7 @@ from onepin_mcp.resources import register_resources
 from onepin_mcp.selection import ToolSelection, resolve_selection
 from onepin_mcp.state import AppState, ClientProvider, Clock, RealClock, SharedClient, WritePolicy
 from onepin_mcp.subscriptions import register_subscriptions
+from onepin_mcp.views import clean_text
 
 SERVER_NAME = "onepin"
 
@@ -71,10 +73,28 @@ class OnePinServer(MCPServer[AppState]):
         except ToolError as exc:
             # The SDK prefixes a tool's own ToolError with "Error executing tool <name>: ";
             # dropped, so that every failure an agent reads starts with what happened. Schema
-            # errors quote the rejected input: a key pasted into an argument is redacted.
+            # errors are worded here too, without the rejected input (it may be huge, carry
+            # control characters, or be a key pasted into an argument).
             cause = exc.__cause__
-            text = str(cause) if isinstance(cause, ToolError) else str(exc)
+            if isinstance(cause, ValidationError):
+                text = _invalid_arguments(name, cause)
+            else:
+                text = str(cause) if isinstance(cause, ToolError) else str(exc)
             raise ToolError(redact(text)) from cause
+
+
+def _invalid_arguments(tool: str, error: ValidationError, limit: int = 5) -> str:
+    """A schema error as the agent should read it: each argument and what is wrong with it."""
+    problems = [
+        f"{'.'.join(str(part) for part in issue['loc']) or '(arguments)'}: {issue['msg']}"
+        for issue in error.errors(include_url=False, include_input=False)[:limit]
+    ]
+    more = error.error_count() - len(problems)
+    listed = "; ".join(problems) + (f"; and {more} more" if more > 0 else "")
+    return (
+        f"Invalid arguments for {tool}: {clean_text(listed)}. Nothing was sent to OnePin. "
+        "Correct the arguments (see the tool's input schema) and call again."
+    )
 
 
 ClientFactory = Any  # a callable (settings) -> ClientProvider; kept loose for transports

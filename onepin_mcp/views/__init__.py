@@ -18,8 +18,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 MAX_TEXT_CHARS = 2000
 MAX_NAME_CHARS = 200
 
-# C0/C1 controls except tab and newline, and the bidi embedding/override/isolate controls.
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# C0/C1 controls except tab and newline, and every bidi control (the Arabic letter mark,
+# left-to-right and right-to-left marks, embeddings, overrides, isolates).
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def clean_text(value: str, limit: int = MAX_TEXT_CHARS) -> str:

@@ -123,17 +123,19 @@ async def test_an_empty_error_body_gets_a_generic_message(
 async def test_a_2xx_with_malformed_json_is_a_response_error(
     client: OnePinClient, sandbox: Sandbox
 ) -> None:
-    sandbox.faults.add({"path": "/api/v1/workflows", "body": "malformed_json"})
+    # Persistent: a read retries a truncated body (once, it would be a passing glitch).
+    sandbox.faults.add({"path": "/api/v1/workflows", "body": "malformed_json", "times": None})
     with pytest.raises(OnePinResponseError) as caught:
         await client.list_workflows()
     assert caught.value.status == 200
     assert "not JSON" in str(caught.value)
+    assert caught.value.attempts == 4
 
 
 async def test_a_2xx_with_an_empty_body_is_a_response_error(
     client: OnePinClient, sandbox: Sandbox
 ) -> None:
-    sandbox.faults.add({"path": "/api/v1/auth/whoami", "body": "empty"})
+    sandbox.faults.add({"path": "/api/v1/auth/whoami", "body": "empty", "times": None})
     with pytest.raises(OnePinResponseError):
         await client.whoami()
 
