@@ -1,0 +1,285 @@
+"""Call overhead: one status read straight to the sandbox, and the same read as an MCP tool call.
+
+Run: `python bench/call_overhead.py [--calls N]` (from the project root, in its venv; loopback
+only, no network, bounded by a call count and a deadline).
+
+It starts `onepin-mcp sandbox --port 0 --manual-clock` (the manual clock keeps the seeded run
+frozen, so every answer is the same), then, against that one sandbox process:
+
+  (a) direct: `GET /api/v1/workflows/{wf}/runs/{run}/status` with the key, from one keep-alive
+      `httpx.AsyncClient` - what any client pays for the read itself;
+  (b) stdio: the tool `get_run_status` through `onepin-mcp` as a child process on stdio (the
+      SDK's `Client`), the server pointed at the sandbox with ONEPIN_BASE_URL / ONEPIN_API_KEY;
+  (c) http: the same tool through `onepin-mcp --transport streamable-http --port 0`, also
+      pointed at the sandbox.
+
+(b) and (c) each make exactly one (a)-like request inside, so b - a and c - a are the MCP
+server's own cost per call (JSON-RPC, validation, the view, the transport) plus the client's.
+After a warm-up, the three are timed interleaved (a, b, c, a, b, c, ...) so that a load spike on
+this shared machine lands on all three alike rather than on whichever block ran during it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from onepin_mcp.sandbox import seed  # noqa: E402 - after the path is set
+
+START_DEADLINE_S = 30.0
+STOP_DEADLINE_S = 15.0
+TOOL = "get_run_status"
+WORKFLOW_ID = seed.WORKFLOW_COMPLETES_ID
+RUN_ID = seed.RUN_COMPLETED_ID
+SANDBOX_URL = re.compile(r"ONEPIN_BASE_URL=(http://127\.0\.0\.1:\d+)")
+SANDBOX_KEY = re.compile(r"ONEPIN_API_KEY=(\S+)")
+MCP_URL = re.compile(r"serving MCP over streamable-http at (http://127\.0\.0\.1:\d+/\S*)")
+
+
+# --- child processes ------------------------------------------------------------------------------
+
+
+@dataclass
+class Child:
+    """A child process whose stderr is drained by a thread for its whole life (an undrained
+    pipe would eventually block it: the sandbox writes an access-log line per request)."""
+
+    process: subprocess.Popen[str]
+    reader: threading.Thread
+    lines: list[str] = field(default_factory=list)
+
+    def tail(self, count: int = 40) -> str:
+        return "".join(self.lines[-count:])
+
+
+def onepin_command(*args: str) -> list[str]:
+    """The console script beside the interpreter (how users start it), else `python -m`."""
+    script = Path(sys.executable).with_name("onepin-mcp")
+    if script.exists():
+        return [str(script), *args]
+    return [sys.executable, "-m", "onepin_mcp", *args]
+
+
+def clean_env(home: str, **extra: str) -> dict[str, str]:
+    # Children get only what they need: no developer key or credentials file can leak in, and
+    # the same environment serves all three paths.
+    return {"PATH": os.environ.get("PATH", ""), "HOME": home, "PYTHONUNBUFFERED": "1", **extra}
+
+
+def start_child(
+    argv: Sequence[str], env: dict[str, str], patterns: Sequence[re.Pattern[str]]
+) -> tuple[Child, list[str]]:
+    """Start `argv` and wait (bounded) until every pattern has matched a stderr line; return the
+    child and each pattern's first group."""
+    process = subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    assert process.stderr is not None
+    arrivals: queue.Queue[str | None] = queue.Queue()
+    lines: list[str] = []
+
+    def drain(stream: Any) -> None:
+        for line in stream:
+            lines.append(line)
+            arrivals.put(line)
+        arrivals.put(None)
+
+    reader = threading.Thread(target=drain, args=(process.stderr,), daemon=True)
+    reader.start()
+    child = Child(process, reader, lines)
+    found: list[str | None] = [None] * len(patterns)
+    deadline = time.monotonic() + START_DEADLINE_S
+    while not all(found):
+        remaining = deadline - time.monotonic()
+        try:
+            line = arrivals.get(timeout=remaining) if remaining > 0 else None
+        except queue.Empty:
+            line = None
+        if line is None:
+            stop_child(child)
+            raise RuntimeError(f"`{' '.join(argv)}` did not announce itself:\n{child.tail()}")
+        for i, pattern in enumerate(patterns):
+            if found[i] is None and (match := pattern.search(line)):
+                found[i] = match.group(1)
+    return child, [value for value in found if value is not None]
+
+
+def stop_child(child: Child) -> None:
+    """SIGTERM, a bounded wait, then SIGKILL; never leaves the process behind."""
+    if child.process.poll() is None:
+        child.process.terminate()
+        try:
+            child.process.wait(timeout=STOP_DEADLINE_S)
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            child.process.wait(timeout=STOP_DEADLINE_S)
+    child.reader.join(timeout=STOP_DEADLINE_S)
+    if child.process.stderr is not None:
+        child.process.stderr.close()
+
+
+# --- measuring ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Series:
+    name: str
+    latencies_s: list[float] = field(default_factory=list)
+
+    def percentile_ms(self, fraction: float) -> float:
+        """Nearest-rank percentile: an observed value, no interpolation."""
+        ordered = sorted(self.latencies_s)
+        index = min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))
+        return ordered[index] * 1000
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.latencies_s) * 1000
+
+
+async def timed(call: Callable[[], Awaitable[None]]) -> float:
+    started = time.perf_counter()
+    await call()
+    return time.perf_counter() - started
+
+
+async def measure(
+    sandbox_url: str, key: str, mcp_url: str, stdio: StdioServerParameters, calls: int, warmup: int
+) -> list[Series]:
+    status_url = f"{sandbox_url}/api/v1/workflows/{WORKFLOW_ID}/runs/{RUN_ID}/status"
+    arguments = {"workflow_id": WORKFLOW_ID, "run_id": RUN_ID}
+    headers = {"Authorization": f"Bearer {key}"}
+    async with (
+        httpx.AsyncClient(timeout=30) as http,
+        Client(stdio, read_timeout_seconds=30) as over_stdio,
+        Client(mcp_url, read_timeout_seconds=30) as over_http,
+    ):
+
+        async def direct() -> None:
+            response = await http.get(status_url, headers=headers)
+            response.raise_for_status()
+
+        def tool_call(client: Client) -> Callable[[], Awaitable[None]]:
+            async def call() -> None:
+                result = await client.call_tool(TOOL, arguments)
+                # A failed call would be cheap and flatter the figures: stop instead.
+                if result.is_error:
+                    raise RuntimeError(f"{TOOL} failed: {result.content}")
+
+            return call
+
+        paths = [
+            (Series("(a) direct httpx"), direct),
+            (Series("(b) MCP stdio"), tool_call(over_stdio)),
+            (Series("(c) MCP streamable-http"), tool_call(over_http)),
+        ]
+        # Warm-up, not recorded: connections, first-call imports and caches on both sides.
+        for _ in range(warmup):
+            for _, call in paths:
+                await call()
+        for _ in range(calls):
+            for series, call in paths:
+                series.latencies_s.append(await timed(call))
+    return [series for series, _ in paths]
+
+
+def render(series: list[Series]) -> str:
+    base = series[0]
+    out = [
+        "| path | calls | median ms | p95 ms | median - (a) ms | p95 - (a) ms | median / (a) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in series:
+        med, p95 = s.median_ms, s.percentile_ms(0.95)
+        if s is base:
+            out.append(f"| {s.name} | {len(s.latencies_s)} | {med:.3f} | {p95:.3f} | - | - | 1 |")
+            continue
+        diff = f"{med - base.median_ms:+.3f} | {p95 - base.percentile_ms(0.95):+.3f}"
+        out.append(
+            f"| {s.name} | {len(s.latencies_s)} | {med:.3f} | {p95:.3f} | {diff} "
+            f"| {med / base.median_ms:.2f} |"
+        )
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=300, help="timed calls per path (300)")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed calls per path first (20)")
+    parser.add_argument("--deadline", type=float, default=120.0, help="seconds for everything")
+    args = parser.parse_args(argv)
+    if args.calls < 1:
+        parser.error("--calls must be at least 1")
+    given = list(argv) if argv is not None else sys.argv[1:]
+    command = " ".join(["python bench/call_overhead.py", *given])
+    home = tempfile.mkdtemp(prefix="onepin-bench-home-")
+    children: list[Child] = []
+    try:
+        sandbox, (sandbox_url, key) = start_child(
+            onepin_command("sandbox", "--port", "0", "--manual-clock"),
+            clean_env(home),
+            [SANDBOX_URL, SANDBOX_KEY],
+        )
+        children.append(sandbox)
+        # Both servers log at warning: an info line per call would be measured as server cost.
+        pointed = clean_env(home, ONEPIN_BASE_URL=sandbox_url, ONEPIN_API_KEY=key)
+        http_server, (mcp_url,) = start_child(
+            onepin_command(
+                "--transport", "streamable-http", "--port", "0", "--log-level", "warning"
+            ),
+            pointed,
+            [MCP_URL],
+        )
+        children.append(http_server)
+        argv_stdio = onepin_command("--log-level", "warning")
+        stdio = StdioServerParameters(command=argv_stdio[0], args=argv_stdio[1:], env=pointed)
+
+        async def run() -> list[Series]:
+            with anyio.fail_after(args.deadline):
+                return await measure(sandbox_url, key, mcp_url, stdio, args.calls, args.warmup)
+
+        started = time.perf_counter()
+        series = anyio.run(run)
+        elapsed = time.perf_counter() - started
+    finally:
+        # The stdio child is the Client's own and ends with its context; these two are ours.
+        for child in reversed(children):
+            stop_child(child)
+    print(f"command: {command}")
+    print(f"read: {TOOL}({WORKFLOW_ID}, {RUN_ID}) vs GET .../runs/{{run}}/status")
+    print(render(series))
+    print(
+        f"\n{args.calls} calls per path after {args.warmup} warm-up, interleaved, {elapsed:.1f} s; "
+        f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
