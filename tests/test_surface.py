@@ -63,3 +63,34 @@ async def test_every_description_is_short_and_every_parameter_is_described() -> 
         assert len(tool.description) <= MAX_DESCRIPTION_CHARS, tool.name
         for name, schema in tool.input_schema.get("properties", {}).items():
             assert schema.get("description"), f"{tool.name}.{name} has no description"
+
+
+def test_lean_schemas_drop_generated_titles_and_null_defaults_but_keep_names() -> None:
+    from onepin_mcp.server import lean_schema
+
+    schema = {
+        "title": "toolArguments",
+        "type": "object",
+        "properties": {
+            "title": {"title": "Title", "type": "string"},
+            "limit": {"title": "Limit", "type": "integer", "default": 20},
+            "search": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None},
+        },
+        "required": ["title"],
+    }
+    assert lean_schema(schema) == {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string"},
+            "limit": {"type": "integer", "default": 20},
+            "search": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        },
+        "required": ["title"],
+    }
+
+
+async def test_no_listed_input_schema_carries_a_generated_title() -> None:
+    for tool in await _tools(ToolSelection(toolsets=("all",))):
+        assert "title" not in tool.input_schema, tool.name
+        for name, schema in tool.input_schema.get("properties", {}).items():
+            assert "title" not in schema, f"{tool.name}.{name}"
