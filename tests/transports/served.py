@@ -11,22 +11,20 @@ for assertions and diagnostics. Stdout goes to a file: the server must never wri
 from __future__ import annotations
 
 import os
-import queue
 import re
 import subprocess
 import sys
-import tempfile
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support.processes import Launched, launch, terminate
+
 REPO = Path(__file__).resolve().parents[2]
 ANNOUNCED = re.compile(r"serving MCP over \S+ at (http://\S+)")
 START_DEADLINE_S = 30.0
-STOP_DEADLINE_S = 15.0
 
 
 def child_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -73,69 +71,33 @@ def start_server(
     deadline_s: float = START_DEADLINE_S,
 ) -> Served:
     """Start `onepin-mcp ARGS --port 0` and wait for the URL it announces."""
-    stdout_file = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115
-    argv = command(*args, "--port", "0")
-    process = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=stdout_file,
-        stderr=subprocess.PIPE,
-        text=True,
+    launched = launch(
+        command(*args, "--port", "0"),
         env=child_env(home, env),
+        ready=lambda stderr: ANNOUNCED.search(stderr) is not None,
+        deadline_s=deadline_s,
         cwd=REPO,
     )
-    assert process.stderr is not None
-    lines: list[str] = []
-    arrivals: queue.Queue[str | None] = queue.Queue()
-
-    def drain(stream: Any) -> None:
-        for line in stream:
-            lines.append(line)
-            arrivals.put(line)
-        arrivals.put(None)
-
-    reader = threading.Thread(target=drain, args=(process.stderr,), daemon=True)
-    reader.start()
-    deadline = time.monotonic() + deadline_s
-    while True:
-        remaining = deadline - time.monotonic()
-        try:
-            line = arrivals.get(timeout=remaining) if remaining > 0 else None
-        except queue.Empty:
-            line = None
-        if line is None:
-            _terminate(process, reader)
-            stdout_file.close()
-            raise AssertionError(
-                f"`{' '.join(argv)}` did not announce its URL within {deadline_s} s "
-                f"(exit code {process.returncode}); stderr:\n{''.join(lines)}"
-            )
-        if match := ANNOUNCED.search(line):
-            return Served(process, match.group(1), lines, reader, stdout_file)
+    match = ANNOUNCED.search("".join(launched.stderr_lines))
+    assert match is not None
+    return Served(
+        launched.process,
+        match.group(1),
+        launched.stderr_lines,
+        launched.reader,
+        launched.stdout_file,
+    )
 
 
 def stop_server(served: Served) -> int:
     """Stop the process with SIGTERM; fail loudly if it had died on its own. Returns its code."""
     died_early = served.process.poll()
-    code = _terminate(served.process, served.reader)
     served.stdout_file.seek(0)
     served.stdout = str(served.stdout_file.read())
-    served.stdout_file.close()
+    code = terminate(
+        Launched(served.process, served.stderr_lines, served.reader, served.stdout_file)
+    )
     assert died_early is None, (
         f"the server exited on its own with code {died_early}; stderr:\n{served.stderr_text()}"
     )
     return code
-
-
-def _terminate(process: subprocess.Popen[str], reader: threading.Thread) -> int:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_DEADLINE_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_DEADLINE_S)
-    reader.join(timeout=STOP_DEADLINE_S)
-    if process.stderr is not None:
-        process.stderr.close()
-    return process.returncode
