@@ -11,10 +11,14 @@ frozen, so every answer is the same), then, against that one sandbox process:
   (b) stdio: the tool `get_run_status` through `onepin-mcp` as a child process on stdio (the
       SDK's `Client`), the server pointed at the sandbox with ONEPIN_BASE_URL / ONEPIN_API_KEY;
   (c) http: the same tool through `onepin-mcp --transport streamable-http --port 0`, also
-      pointed at the sandbox.
+      pointed at the sandbox;
+  (d) bare stdio: the floor the SDK sets - a bare `mcp` server (written to a temp file now) whose
+      one tool makes the (a) request with one keep-alive `httpx.AsyncClient` and returns the
+      API's `data` as it is, on stdio through the same `Client`.
 
-(b) and (c) each make exactly one (a)-like request inside, so b - a and c - a are the MCP
-server's own cost per call (JSON-RPC, validation, the view, the transport) plus the client's.
+(b), (c) and (d) each make exactly one (a)-like request inside, so b - a and c - a are the MCP
+server's cost per call (JSON-RPC, validation, the view, the transport) plus the client's, and
+b - d is what onepin-mcp itself adds over the SDK on the same transport.
 After a warm-up, the three are timed interleaved (a, b, c, a, b, c, ...) so that a load spike on
 this shared machine lands on all three alike rather than on whichever block ran during it.
 """
@@ -53,6 +57,28 @@ WORKFLOW_ID = seed.WORKFLOW_COMPLETES_ID
 RUN_ID = seed.RUN_COMPLETED_ID
 SANDBOX_URL = re.compile(r"ONEPIN_BASE_URL=(http://127\.0\.0\.1:\d+)")
 SANDBOX_KEY = re.compile(r"ONEPIN_API_KEY=(\S+)")
+BARE_SERVER = """\
+import os
+
+import httpx
+from mcp.server import MCPServer
+
+BASE = os.environ["ONEPIN_BASE_URL"] + "/api/v1"
+HEADERS = {"Authorization": "Bearer " + os.environ["ONEPIN_API_KEY"]}
+http = httpx.AsyncClient(timeout=30)
+server = MCPServer("bare")
+
+
+@server.tool()
+async def get_run_status(workflow_id: str, run_id: str) -> dict:
+    url = f"{BASE}/workflows/{workflow_id}/runs/{run_id}/status"
+    response = await http.get(url, headers=HEADERS)
+    response.raise_for_status()
+    return response.json()["data"]
+
+
+server.run()
+"""
 MCP_URL = re.compile(r"serving MCP over streamable-http at (http://127\.0\.0\.1:\d+/\S*)")
 
 
@@ -170,7 +196,13 @@ async def timed(call: Callable[[], Awaitable[None]]) -> float:
 
 
 async def measure(
-    sandbox_url: str, key: str, mcp_url: str, stdio: StdioServerParameters, calls: int, warmup: int
+    sandbox_url: str,
+    key: str,
+    mcp_url: str,
+    stdio: StdioServerParameters,
+    bare: StdioServerParameters,
+    calls: int,
+    warmup: int,
 ) -> list[Series]:
     status_url = f"{sandbox_url}/api/v1/workflows/{WORKFLOW_ID}/runs/{RUN_ID}/status"
     arguments = {"workflow_id": WORKFLOW_ID, "run_id": RUN_ID}
@@ -179,6 +211,7 @@ async def measure(
         httpx.AsyncClient(timeout=30) as http,
         Client(stdio, read_timeout_seconds=30) as over_stdio,
         Client(mcp_url, read_timeout_seconds=30) as over_http,
+        Client(bare, read_timeout_seconds=30) as bare_stdio,
     ):
 
         async def direct() -> None:
@@ -198,6 +231,7 @@ async def measure(
             (Series("(a) direct httpx"), direct),
             (Series("(b) MCP stdio"), tool_call(over_stdio)),
             (Series("(c) MCP streamable-http"), tool_call(over_http)),
+            (Series("(d) bare SDK server, stdio"), tool_call(bare_stdio)),
         ]
         # Warm-up, not recorded: connections, first-call imports and caches on both sides.
         for _ in range(warmup):
@@ -259,10 +293,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         children.append(http_server)
         argv_stdio = onepin_command("--log-level", "warning")
         stdio = StdioServerParameters(command=argv_stdio[0], args=argv_stdio[1:], env=pointed)
+        bare_path = Path(home) / "bare_server.py"
+        bare_path.write_text(BARE_SERVER, encoding="utf-8")
+        bare = StdioServerParameters(command=sys.executable, args=[str(bare_path)], env=pointed)
 
         async def run() -> list[Series]:
             with anyio.fail_after(args.deadline):
-                return await measure(sandbox_url, key, mcp_url, stdio, args.calls, args.warmup)
+                return await measure(
+                    sandbox_url, key, mcp_url, stdio, bare, args.calls, args.warmup
+                )
 
         started = time.perf_counter()
         series = anyio.run(run)
@@ -274,6 +313,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"command: {command}")
     print(f"read: {TOOL}({WORKFLOW_ID}, {RUN_ID}) vs GET .../runs/{{run}}/status")
     print(render(series))
+    onepin, floor = series[1], series[3]
+    print(
+        f"\nonepin-mcp over the bare SDK server on stdio (b - d): median "
+        f"{onepin.median_ms - floor.median_ms:+.3f} ms, p95 "
+        f"{onepin.percentile_ms(0.95) - floor.percentile_ms(0.95):+.3f} ms, ratio "
+        f"{onepin.median_ms / floor.median_ms:.2f}"
+    )
     print(
         f"\n{args.calls} calls per path after {args.warmup} warm-up, interleaved, {elapsed:.1f} s; "
         f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"

@@ -14,11 +14,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import pydantic_core
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.subscriptions import InMemorySubscriptionBus
-from mcp.types import CallToolResult, InputRequiredResult
+from mcp.types import CallToolResult, InputRequiredResult, TextContent
 from pydantic import ValidationError
 
 from onepin_mcp import __version__
@@ -64,7 +65,7 @@ class OnePinServer(MCPServer[AppState]):
         if name in self._refused:
             raise ToolError(self._refused[name])
         try:
-            return await super().call_tool(name, arguments, context)
+            result = await super().call_tool(name, arguments, context)
         except UnexpectedToolError as exc:
             cause = exc.__cause__
             if isinstance(cause, OnePinError):
@@ -81,6 +82,21 @@ class OnePinServer(MCPServer[AppState]):
             else:
                 text = str(cause) if isinstance(cause, ToolError) else str(exc)
             raise ToolError(redact(text)) from cause
+        return _compact_text(result)
+
+
+def _compact_text(
+    result: CallToolResult | InputRequiredResult,
+) -> CallToolResult | InputRequiredResult:
+    """The text twin of a structured result as compact JSON. The SDK indents it, and whitespace
+    was a third of what a model read of a typical answer; hosts show the model one or the other,
+    and they now say the same in the same bytes."""
+    if not isinstance(result, CallToolResult) or result.structured_content is None:
+        return result
+    if len(result.content) != 1 or not isinstance(result.content[0], TextContent):
+        return result
+    text = pydantic_core.to_json(result.structured_content).decode()
+    return result.model_copy(update={"content": [TextContent(type="text", text=text)]})
 
 
 def _invalid_arguments(tool: str, error: ValidationError, limit: int = 5) -> str:

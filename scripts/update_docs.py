@@ -1,5 +1,6 @@
-"""Regenerate what is derived from the live tool surface: the README's tool table and the
-committed snapshot in tests/snapshots/tool_surface.json. Run after changing a tool on purpose:
+"""Regenerate what is derived from the live server: the README's tool, resource and prompt
+tables, and the committed snapshot in tests/snapshots/tool_surface.json. Run after changing a
+tool, resource or prompt on purpose:
 
     python scripts/update_docs.py
 """
@@ -11,10 +12,13 @@ from pathlib import Path
 
 import anyio
 
-from onepin_mcp.config import Settings
-from onepin_mcp.selection import ToolSelection
-from onepin_mcp.server import create_server
-from onepin_mcp.surface import list_tools, markdown_table, model_view_bytes, replace_table, snapshot
+from onepin_mcp.surface import (
+    live_surfaces,
+    model_view_bytes,
+    readme_tables,
+    render_readme,
+    snapshot,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -22,16 +26,16 @@ SNAPSHOT = ROOT / "tests" / "snapshots" / "tool_surface.json"
 
 
 async def main() -> None:
-    settings = Settings()
-    full = await list_tools(create_server(settings, selection=ToolSelection(toolsets=("all",))))
-    default = await list_tools(create_server(settings))
-    table = markdown_table(full, {tool.name for tool in default})
-    README.write_text(replace_table(README.read_text(encoding="utf-8"), table), encoding="utf-8")
+    full, default = await live_surfaces()
+    readme = render_readme(README.read_text(encoding="utf-8"), readme_tables(full, default))
+    README.write_text(readme, encoding="utf-8")
     SNAPSHOT.parent.mkdir(parents=True, exist_ok=True)
-    SNAPSHOT.write_text(json.dumps(snapshot(full), indent=2, ensure_ascii=False) + "\n")
+    SNAPSHOT.write_text(
+        json.dumps(snapshot(full.tools), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     print(
         f"{len(default)} default tools ({model_view_bytes(default)} bytes as a model sees them), "
-        f"{len(full)} in all ({model_view_bytes(full)} bytes)"
+        f"{len(full.tools)} in all ({model_view_bytes(full.tools)} bytes)"
     )
 
 

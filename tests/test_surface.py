@@ -1,6 +1,6 @@
-"""The tool surface is deliberate: a committed snapshot and the README's table must match the
-live server, so a change to a name, description, schema or hint is seen in review, never by
-accident. After changing a tool on purpose, run `python scripts/update_docs.py`."""
+"""The surface is deliberate: a committed snapshot and the README's tool, resource and prompt
+tables must match the live server, so a change to a name, description, schema or hint is seen in
+review, never by accident. After changing one on purpose, run `python scripts/update_docs.py`."""
 
 from __future__ import annotations
 
@@ -8,17 +8,23 @@ import json
 from pathlib import Path
 
 import pytest
-from mcp.types import Tool
+from mcp.types import Prompt, PromptArgument, ResourceTemplate, Tool
 
 from onepin_mcp.config import Settings
 from onepin_mcp.selection import ToolSelection
 from onepin_mcp.server import create_server
 from onepin_mcp.surface import (
-    TABLE_END,
-    TABLE_START,
+    PROMPT_TABLE,
+    RESOURCE_TABLE,
+    TOOL_TABLE,
     list_tools,
-    markdown_table,
+    live_surfaces,
+    markers,
+    prompt_table,
+    readme_tables,
+    render_readme,
     replace_table,
+    resource_table,
     snapshot,
 )
 
@@ -44,17 +50,44 @@ async def test_the_tool_surface_matches_the_committed_snapshot() -> None:
         assert now == then, f"tool {now['name']} changed; {REGENERATE}"
 
 
-async def test_the_readme_tool_table_is_generated_from_the_live_server() -> None:
-    full = await _tools(ToolSelection(toolsets=("all",)))
-    default = await _tools(ToolSelection())
+async def test_the_readme_tables_are_generated_from_the_live_server() -> None:
+    full, default = await live_surfaces()
     readme = README.read_text(encoding="utf-8")
-    expected = replace_table(readme, markdown_table(full, {t.name for t in default}))
-    assert readme == expected, f"README tool table is stale; {REGENERATE}"
+    for name, table in readme_tables(full, default).items():
+        assert readme == replace_table(readme, table, name), f"README {name} is stale; {REGENERATE}"
 
 
-def test_the_readme_keeps_the_table_markers() -> None:
+def test_the_readme_keeps_the_table_markers_once_each_in_order() -> None:
     readme = README.read_text(encoding="utf-8")
-    assert readme.index(TABLE_START) < readme.index(TABLE_END)
+    for name in (TOOL_TABLE, RESOURCE_TABLE, PROMPT_TABLE):
+        start, end = markers(name)
+        assert readme.count(start) == readme.count(end) == 1, name
+        assert readme.index(start) < readme.index(end), name
+
+
+def test_rendering_replaces_only_the_text_between_each_pair_of_markers() -> None:
+    (tool_start, tool_end), (prompt_start, prompt_end) = markers(TOOL_TABLE), markers(PROMPT_TABLE)
+    stale = f"a\n{tool_start}\n| old |\n{tool_end}\nb\n{prompt_start}\n{prompt_end}\nc\n"
+    rendered = render_readme(stale, {TOOL_TABLE: "| tools |", PROMPT_TABLE: "| prompts |"})
+    assert rendered == (
+        f"a\n{tool_start}\n| tools |\n{tool_end}\nb\n{prompt_start}\n| prompts |\n{prompt_end}\nc\n"
+    )
+
+
+def test_table_cells_stay_on_one_line_and_escape_what_markdown_would_misread() -> None:
+    prompt = Prompt(
+        name="p",
+        description="Two\n  lines | one pipe.",
+        arguments=[
+            PromptArgument(name="a", required=True),
+            PromptArgument(name="b", required=False),
+        ],
+    )
+    assert prompt_table([prompt]).splitlines()[-1] == (
+        "| `p` | `a`, `b` (optional) | Two lines \\| one pipe. |"
+    )
+    template = ResourceTemplate(name="r", uri_template="x://{id}", description="A <b> `<c>`")
+    assert resource_table([template]).splitlines()[-1] == "| `r` | `x://{id}` | A \\<b> `<c>` |"
 
 
 async def test_every_description_is_short_and_every_parameter_is_described() -> None:

@@ -172,7 +172,7 @@ async def get_run_steps(
         node_type=node_type,
         node_id=node_id,
     )
-    return StepsView.of(workflow_id, run_id, steps, failed_only=failed_only, tail=tail)
+    return StepsView.of(steps, failed_only=failed_only, tail=tail)
 
 
 async def get_run_results(

@@ -88,8 +88,8 @@ def next_step(state: RunState) -> str:
         if state.has_export is False:
             return "Completed without downloadable audio: get_run_results view=outputs shows why."
         return (
-            "Completed: get_run_results (view=overview) for quality, get_run_data for lines, "
-            "get_download_url for the audio ZIP."
+            "Completed: get_run_results for quality, get_run_data for lines, get_download_url "
+            "for the audio ZIP."
         )
     if status == "failed":
         return (
@@ -104,27 +104,30 @@ def next_step(state: RunState) -> str:
         return "Pausing: the current step is finishing. Call wait_for_run to wait for it."
     if status == "pending":
         return "Queued, not started yet: call wait_for_run to wait for it to finish."
-    return "Running: call wait_for_run to wait for the end (or get_run_status to check again)."
+    return "Running: wait_for_run waits for the end."
 
 
 class Progress(View):
-    finished_nodes: int | None = None
-    total_nodes: int | None = None
-    finished_steps: int | None = Field(
-        default=None, description="steps count node executions, retries included"
-    )
-    total_steps: int | None = None
+    """Done over total, as "2/7". Nodes make the steadier measure; steps count node executions,
+    retries included, and their total grows as steps start."""
+
+    nodes: str | None = Field(default=None, description="finished/total nodes")
+    steps: str | None = Field(default=None, description="finished/started steps")
     percent: int | None = Field(default=None, description="by nodes when known, else by steps")
 
     @classmethod
     def of(cls, state: RunState | RunListItem) -> Progress:
         return cls(
-            finished_nodes=state.finished_nodes,
-            total_nodes=state.total_nodes,
-            finished_steps=state.finished_steps,
-            total_steps=state.total_steps,
+            nodes=_fraction(state.finished_nodes, state.total_nodes),
+            steps=_fraction(state.finished_steps, state.total_steps),
             percent=_percent(state),
         )
+
+
+def _fraction(done: int | None, total: int | None) -> str | None:
+    if done is None and total is None:
+        return None
+    return f"{done or 0}/{total}" if total is not None else str(done)
 
 
 def _percent(state: RunState | RunListItem) -> int | None:
@@ -169,15 +172,13 @@ def progress_of(state: RunState) -> tuple[int, int | None, str]:
 
 
 class RunStatusView(View):
-    """A run's state, progress and timing, and `next`: what to call next."""
+    """A run's state, progress and timing, and `next`: what to call next. The ids the caller
+    passed are not echoed: this is the answer an agent polls."""
 
-    workflow_id: str
-    run_id: str
     run_number: int | None = None
     status: RunStatus
     is_terminal: bool
     progress: Progress
-    created_at: datetime | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
     pause_requested_at: datetime | None = None
@@ -199,13 +200,10 @@ class RunStatusView(View):
 
 def _status_fields(state: RunState) -> dict[str, Any]:
     return {
-        "workflow_id": state.workflow_id,
-        "run_id": state.id,
         "run_number": state.run_number,
         "status": state.status,
         "is_terminal": state.is_terminal,
         "progress": Progress.of(state),
-        "created_at": state.created_at,
         "started_at": state.started_at,
         "completed_at": state.completed_at,
         "pause_requested_at": state.pause_requested_at,
@@ -378,14 +376,13 @@ def _duration_s(run: RunState) -> float | None:
 
 
 class StepView(View):
-    id: str
     node_id: CleanName
     node_type: CleanName
     name: CleanName | None = None
     status: CleanName
-    iteration: int | None = Field(default=None, description="0 first run of the node, 1+ retries")
-    started_at: datetime | None = None
-    completed_at: datetime | None = None
+    iteration: int | None = Field(default=None, description="1+ on retries; absent on a first run")
+    started_at: datetime | None = Field(default=None, description="only while it runs")
+    duration_s: float | None = None
     error: CleanText | None = None
     active_ports: list[CleanName] | None = Field(
         default=None, description="output ports that fired, e.g. pass or fail on validators"
@@ -403,15 +400,17 @@ class StepView(View):
                 max_items=MAX_RESULT_ITEMS,
                 max_depth=4,
             )
+        duration_s = None
+        if step.started_at is not None and step.completed_at is not None:
+            duration_s = round((step.completed_at - step.started_at).total_seconds(), 1)
         return cls(
-            id=step.id,
             node_id=step.node_id,
             node_type=step.node_type,
             name=step.node_display_name,
             status=step.status,
-            iteration=step.iteration,
-            started_at=step.started_at,
-            completed_at=step.completed_at,
+            iteration=step.iteration or None,
+            started_at=step.started_at if step.completed_at is None else None,
+            duration_s=duration_s,
             error=step.error,
             active_ports=step.active_ports,
             locales=step.locales,
@@ -422,8 +421,6 @@ class StepView(View):
 class StepsView(View):
     """A run's step log, in execution order, after the filters."""
 
-    workflow_id: str
-    run_id: str
     counts: dict[str, int] = Field(description="steps per status, before failed_only and tail")
     matching: int = Field(description="steps that passed the filters")
     omitted: int = Field(description="matching steps left out (earliest first) by tail or the cap")
@@ -433,8 +430,6 @@ class StepsView(View):
     @classmethod
     def of(
         cls,
-        workflow_id: str,
-        run_id: str,
         steps: Sequence[RunStep],
         *,
         failed_only: bool,
@@ -458,8 +453,6 @@ class StepsView(View):
         elif failed_only and not matching:
             hint = "No failed steps. get_run_status shows the run's state and error."
         return cls(
-            workflow_id=workflow_id,
-            run_id=run_id,
             counts=counts,
             matching=len(matching),
             omitted=omitted,
@@ -787,16 +780,11 @@ class RunResultsView(View):
 # --- get_run_data ---------------------------------------------------------------------------------
 
 
-class Score(View):
-    kind: CleanName
-    label: CleanName | None = None
-    score: float | None = None
-    status: CleanName
-
-
 class CardView(View):
     locale: CleanName | None = None
-    text: CleanText | None = Field(default=None, description="the line in this locale")
+    text: CleanText | None = Field(
+        default=None, description="the line in this locale, when it differs from script"
+    )
     status: CleanName | None = Field(
         default=None, description="delivered, generated, not_delivered or dropped"
     )
@@ -805,26 +793,30 @@ class CardView(View):
     duration_s: float | None = None
     playback_url: str | None = Field(default=None, description="presigned, about 15 minutes")
     voice: CleanName | None = None
-    scores: list[Score]
+    scores: dict[str, float | str] = Field(
+        description="validator kind: score, or why there is none (not_ready, unsupported, ...)"
+    )
     retries: int | None = None
     reason: CleanText | None = Field(default=None, description="why the audio is not available")
 
     @classmethod
-    def of(cls, card: DataCard) -> CardView:
+    def of(cls, card: DataCard, line_script: str | None = None) -> CardView:
         audio = card.audio
         return cls(
             locale=card.locale_code,
-            text=card.script,
+            text=card.script if card.script != line_script else None,
             status=card.status,
             audio_status=audio.status if audio else None,
             audio_id=card.audio_id,
             duration_s=seconds(audio.duration_ms) if audio else None,
             playback_url=audio.playback_url if audio and audio.status == "available" else None,
             voice=card.voice.display_name if card.voice else None,
-            scores=[
-                Score(kind=v.kind, label=v.label, score=v.score, status=v.status)
+            scores={
+                clean_text(v.kind, 50): v.score
+                if v.score is not None and v.status == "available"
+                else clean_text(v.status, 50)
                 for v in card.validations
-            ],
+            },
             retries=card.retry_count,
             reason=audio.reason if audio else None,
         )
@@ -840,15 +832,13 @@ class DataRowView(View):
         return cls(
             line_index=row.line_index,
             script=row.script,
-            cards=[CardView.of(card) for card in row.cards],
+            cards=[CardView.of(card, row.script) for card in row.cards],
         )
 
 
 class RunDataView(View):
     """One page of a run's script lines with their audio per locale."""
 
-    workflow_id: str
-    run_id: str
     run_status: RunStatus
     rows: list[DataRowView]
     total: int | None = Field(description="lines matching search (language filters cards only)")
@@ -864,8 +854,6 @@ class RunDataView(View):
         if page.next_offset is not None:
             more = f"More lines: call get_run_data with offset={page.next_offset}."
         return cls(
-            workflow_id=data.workflow_id,
-            run_id=data.run_id,
             run_status=data.run_status,
             rows=[DataRowView.of(row) for row in data.rows],
             total=page.total,

@@ -283,7 +283,7 @@ def _assert_normal_answer(target: Target, data: dict[str, Any]) -> None:
     if target.key == "list_workflows":
         assert len(data["items"]) == data["total"] > 0
     elif target.key == "get_run_status":
-        assert (data["run_id"], data["status"]) == (seed.RUN_COMPLETED_ID, "completed")
+        assert (data["run_number"], data["status"]) == (2, "completed")
     elif target.key == "get_run_steps":
         assert data["counts"] == {"completed": 5, "failed": 1}
     elif target.kind == "wait":

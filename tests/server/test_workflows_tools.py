@@ -25,7 +25,7 @@ async def test_list_workflows_gives_compact_rows_with_run_counts(mcp_client: Cli
     page = structured(await mcp_client.call_tool("list_workflows", {"limit": 100}))
     assert page["total"] == SEEDED_WORKFLOWS
     assert page["next_offset"] is None
-    assert page["next"] is None
+    assert "next" not in page
     rows = {row["id"]: row for row in page["items"]}
     tour = rows[seed.WORKFLOW_COMPLETES_ID]
     assert tour["name"] == "Product tour EN+KO"
@@ -36,7 +36,7 @@ async def test_list_workflows_gives_compact_rows_with_run_counts(mcp_client: Cli
     draft = rows[seed.WORKFLOW_DRAFT_ID]
     assert draft["runs_count"] == 0
     assert draft["run_status_counts"] == {}
-    assert draft["last_run_status"] is None
+    assert "last_run_status" not in draft
     assert set(tour) == {
         "id",
         "name",
@@ -66,7 +66,7 @@ async def test_list_workflows_pages_until_next_offset_is_none(mcp_client: Client
         pages += 1
     assert pages == 3
     assert page["items"]
-    assert page["next"] is None
+    assert "next" not in page
     assert len(seen) == len(set(seen)) == SEEDED_WORKFLOWS
 
 
@@ -167,15 +167,15 @@ async def test_get_workflow_summary_lists_nodes_script_and_the_last_run(
     assert nodes["wer-1"]["name"] == "Word accuracy"
     assert nodes["wer-1"]["threshold"] == 85
     assert nodes["wer-1"]["max_retries"] == 2
-    assert nodes["gen-1"]["threshold"] is None
+    assert "threshold" not in nodes["gen-1"]
     assert workflow["source_language"] == "en-us"
     assert workflow["script_lines"] == 4
     assert workflow["runs_count"] == 2
     assert workflow["run_status_counts"] == {"completed": 2}
     assert workflow["last_run"]["id"] == seed.RUN_COMPLETED_ID
     assert workflow["last_run"]["status"] == "completed"
-    assert workflow["definition"] is None
-    assert workflow["markdown"] is None
+    assert "definition" not in workflow
+    assert "markdown" not in workflow
 
 
 async def test_get_workflow_summary_of_a_never_run_draft_asks_for_no_runs(
@@ -185,7 +185,7 @@ async def test_get_workflow_summary_of_a_never_run_draft_asks_for_no_runs(
         await mcp_client.call_tool("get_workflow", {"workflow_id": seed.WORKFLOW_DRAFT_ID})
     )
     assert workflow["runs_count"] == 0
-    assert workflow["last_run"] is None
+    assert "last_run" not in workflow
     assert workflow["script_lines"] == 0
     assert [node["type"] for node in workflow["nodes"]] == ["source_script"]
     assert not any("/runs" in request.path for request in sandbox.requests)
@@ -198,7 +198,7 @@ async def test_get_workflow_definition_is_the_stored_graph(mcp_client: Client) -
         )
     )
     assert workflow["view"] == "definition"
-    assert workflow["nodes"] is None
+    assert "nodes" not in workflow
     assert workflow["truncated"] is False
     graph = workflow["definition"]["graph"]
     assert [node["id"] for node in graph["nodes"]] == ["src-1", "tr-1", "gen-1", "pron-1", "sink-1"]
