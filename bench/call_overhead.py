@@ -66,7 +66,8 @@ from mcp.server import MCPServer
 BASE = os.environ["ONEPIN_BASE_URL"] + "/api/v1"
 HEADERS = {"Authorization": "Bearer " + os.environ["ONEPIN_API_KEY"]}
 http = httpx.AsyncClient(timeout=30)
-server = MCPServer("bare")
+# At warning, as onepin-mcp runs here: a log line per request would be measured as cost.
+server = MCPServer("bare", log_level="WARNING")
 
 
 @server.tool()

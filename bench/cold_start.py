@@ -114,9 +114,9 @@ def group_of(module: str) -> str:
 # --- one stdio start ------------------------------------------------------------------------------
 
 
-def onepin_argv() -> list[str]:
-    script = Path(sys.executable).with_name("onepin-mcp")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "onepin_mcp"]
+def onepin_argv(python: str) -> list[str]:
+    script = Path(python).with_name("onepin-mcp")
+    return [str(script)] if script.exists() else [python, "-m", "onepin_mcp"]
 
 
 def clean_env(home: str) -> dict[str, str]:
@@ -301,19 +301,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10, help="timed starts per server (10)")
     parser.add_argument("--import-runs", type=int, default=3, help="-X importtime runs each (3)")
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="interpreter of the environment to start both servers in (default: this one); "
+        "e.g. a fresh venv with only the wheel installed, as a user has it",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1 or args.import_runs < 1:
         parser.error("--runs and --import-runs must be at least 1")
     given = list(argv) if argv is not None else sys.argv[1:]
     command = " ".join(["python bench/cold_start.py", *given])
-    py = sys.executable
+    py = args.python
     with tempfile.TemporaryDirectory(prefix="onepin-cold-") as scratch:
         bare_path = Path(scratch) / "bare_server.py"
         bare_path.write_text(BARE_SERVER, encoding="utf-8")
         home = Path(scratch) / "home"
         home.mkdir()
         env = clean_env(str(home))
-        servers = {"onepin-mcp": onepin_argv(), "bare mcp": [py, str(bare_path)]}
+        servers = {"onepin-mcp": onepin_argv(py), "bare mcp": [py, str(bare_path)]}
 
         # Untimed first start of each: compiles the bare server's .pyc and warms the file cache.
         tools = {name: stdio_start(cmd, env).tools for name, cmd in servers.items()}

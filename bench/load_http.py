@@ -16,9 +16,24 @@ a time, spoken at the HTTP level (`raw_session`, lighter on this 2-core machine 
 client, so the time goes to the server), with the server process's resident memory (VmRSS from
 /proc/<pid>/status) read before, after 100 and after 1000.
 
-Each level is repeated (default 3 times); the table shows medians and ratios. Everything is
-bounded: a count of sessions and calls, and a deadline for the whole run. Errors must be 0.
-The server logs at warning, so that the figures measure serving rather than the access log.
+`--api-latency-ms N` (N > 0) puts the OnePin API in a separate process, as a real OnePin is a
+remote API: `onepin-mcp sandbox --port 0` is started first (its URL and key read from its
+`export ONEPIN_...` lines on stderr), a fault rule is installed over its control API that delays
+every status read (`GET /api/v1/workflows/*/runs/*/status`, the one request the tool makes) by N
+ms for as long as the sandbox runs, and the MCP server is started without `--sandbox`, pointed at
+it through ONEPIN_BASE_URL and ONEPIN_API_KEY. Each tool call then waits on the API the way it
+would over a network, and concurrent sessions overlap those waits; with the default N = 0 the
+sandbox runs inside the server process with no added latency (CPU-bound: by Little's law the
+latency of N closed-loop sessions is about N times one call's service time). The baseline then
+also has the floor the API sets: the same status GET sent straight to the sandbox (one client,
+sequential, `API_FLOOR_REQUESTS` requests), and the sandbox's request log is summed up at the end.
+The server's RSS is then the MCP server's alone (the sandbox's memory is in its own process).
+
+Each level is repeated (default 3 times); the table shows medians and ratios, and the issue's
+target (p99 at the largest session count at most 10 times the single-session median) is checked.
+Everything is bounded: a count of sessions and calls, a deadline for the whole run, and bounded
+waits for the child processes, which are always stopped. Errors must be 0. The server logs at
+warning, so that the figures measure serving rather than the access log.
 """
 
 from __future__ import annotations
@@ -35,6 +50,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,10 +66,18 @@ sys.path.insert(0, str(ROOT))
 from onepin_mcp.sandbox import seed  # noqa: E402 - after the path is set
 
 ANNOUNCED = re.compile(r"serving MCP over \S+ at (http://\S+)")
+SANDBOX_URL = re.compile(r"ONEPIN_BASE_URL=(http://\S+)")
+SANDBOX_KEY = re.compile(r"ONEPIN_API_KEY=(\S+)")
 START_DEADLINE_S = 30.0
 STOP_DEADLINE_S = 15.0
+CONTROL_TIMEOUT_S = 10.0
 TOOL = "get_run_status"
 TOOL_ARGS = {"workflow_id": seed.WORKFLOW_COURSE_ID, "run_id": seed.RUN_RUNNING_ID}
+# The one API request the tool makes, as a fault-rule glob and as the URL path the floor reads.
+STATUS_GLOB = "/api/v1/workflows/*/runs/*/status"
+STATUS_PATH = f"/api/v1/workflows/{seed.WORKFLOW_COURSE_ID}/runs/{seed.RUN_RUNNING_ID}/status"
+API_FLOOR_REQUESTS = 30
+TARGET_RATIO = 10.0
 
 
 # --- the server process ---------------------------------------------------------------------------
@@ -87,15 +111,78 @@ def server_command(*args: str) -> list[str]:
     return [found, *args] if found else [sys.executable, "-m", "onepin_mcp", *args]
 
 
-def start_server(*extra: str, log_level: str = "warning") -> ServerProcess:
-    """Start the sandboxed server on a free loopback port; return once it announced its URL."""
+@dataclass
+class SandboxApi:
+    """A separate `onepin-mcp sandbox` process: the OnePin API the server reaches over loopback."""
+
+    process: ServerProcess  # its `url` is the API's base URL
+    key: str
+    latency_ms: int
+
+    @property
+    def base_url(self) -> str:
+        return self.process.url
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """A clean environment: no developer key or credentials file can reach a child."""
+    home = tempfile.mkdtemp(prefix="onepin-load-home-")
+    return {"PATH": os.environ.get("PATH", ""), "HOME": home, "PYTHONUNBUFFERED": "1", **extra}
+
+
+def start_server(
+    *extra: str, log_level: str = "warning", api: SandboxApi | None = None
+) -> ServerProcess:
+    """Start the server on a free loopback port; return once it announced its URL.
+
+    Without `api` the server runs the in-process sandbox (`--sandbox`); with it, the server is
+    an ordinary one whose OnePin is that separate sandbox (ONEPIN_BASE_URL, ONEPIN_API_KEY)."""
+    sandbox = () if api is not None else ("--sandbox",)
     argv = server_command(
-        "--sandbox", "--transport", "streamable-http", "--port", "0", "--log-level", log_level,
+        *sandbox, "--transport", "streamable-http", "--port", "0", "--log-level", log_level,
         *extra,
     )  # fmt: skip
-    home = tempfile.mkdtemp(prefix="onepin-load-home-")
-    # A clean environment: no developer key or credentials file can reach the server.
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": home, "PYTHONUNBUFFERED": "1"}
+    env = (
+        clean_env(ONEPIN_BASE_URL=api.base_url, ONEPIN_API_KEY=api.key)
+        if api is not None
+        else clean_env()
+    )
+    server, _ = spawn(argv, env, [ANNOUNCED], "the server")
+    return server
+
+
+def start_sandbox(latency_ms: int) -> SandboxApi:
+    """Start `onepin-mcp sandbox --port 0` and install the latency fault (stopping the sandbox
+    again if that fails); return once both are done."""
+    argv = server_command("sandbox", "--port", "0", "--log-level", "warning")
+    process, (_, key) = spawn(argv, clean_env(), [SANDBOX_URL, SANDBOX_KEY], "the sandbox")
+    api = SandboxApi(process, key, latency_ms)
+    try:
+        install_latency(api)
+    except BaseException:
+        stop_server(process)
+        raise
+    return api
+
+
+def install_latency(api: SandboxApi) -> None:
+    """One rule, in force until the sandbox stops (`times: null`): every status read waits
+    `latency_ms` before it is answered. Checked by reading the installed rules back."""
+    rule = {"method": "GET", "path": STATUS_GLOB, "times": None, "latency_ms": api.latency_ms}
+    with httpx.Client(base_url=api.base_url, timeout=CONTROL_TIMEOUT_S) as http:
+        http.post("/_sandbox/faults", json=rule).raise_for_status()
+        installed = http.get("/_sandbox/faults").raise_for_status().json()["data"]
+    expected = {**rule, "remaining": None}
+    if [{k: fault.get(k) for k in expected} for fault in installed] != [expected]:
+        raise RuntimeError(f"the sandbox's fault rules are not the one installed: {installed}")
+
+
+def spawn(
+    argv: Sequence[str], env: dict[str, str], patterns: Sequence[re.Pattern[str]], what: str
+) -> tuple[ServerProcess, list[str]]:
+    """Start `argv` and wait (bounded) until every pattern has matched a stderr line; return the
+    process (its `url` the first pattern's group) and each pattern's first group. Its stderr is
+    drained by a thread for its whole life (an undrained pipe would eventually block it)."""
     process = subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
@@ -117,8 +204,9 @@ def start_server(*extra: str, log_level: str = "warning") -> ServerProcess:
 
     reader = threading.Thread(target=drain, args=(process.stderr,), daemon=True)
     reader.start()
+    found: list[str | None] = [None] * len(patterns)
     deadline = time.monotonic() + START_DEADLINE_S
-    while True:
+    while any(value is None for value in found):
         remaining = deadline - time.monotonic()
         try:
             line = arrivals.get(timeout=remaining) if remaining > 0 else None
@@ -126,9 +214,12 @@ def start_server(*extra: str, log_level: str = "warning") -> ServerProcess:
             line = None
         if line is None:
             stop_server(ServerProcess(process, "", lines, reader))
-            raise RuntimeError(f"the server did not announce its URL; stderr:\n{''.join(lines)}")
-        if match := ANNOUNCED.search(line):
-            return ServerProcess(process, match.group(1), lines, reader)
+            raise RuntimeError(f"{what} did not announce itself; stderr:\n{''.join(lines)}")
+        for index, pattern in enumerate(patterns):
+            if found[index] is None and (match := pattern.search(line)):
+                found[index] = match.group(1)
+    values = [value for value in found if value is not None]
+    return ServerProcess(process, values[0], lines, reader), values
 
 
 def stop_server(server: ServerProcess) -> int:
@@ -161,7 +252,7 @@ def rss_kib(pid: int) -> int:
 class Level:
     """One run of one concurrency level."""
 
-    kind: str  # "mcp" or "baseline"
+    kind: str  # "mcp", "baseline" or "api" (the floor)
     sessions: int
     calls_per_session: int
     latencies_s: list[float] = field(default_factory=list)
@@ -239,6 +330,36 @@ async def run_baseline_level(base: str, sessions: int, calls: int) -> Level:
             tasks.start_soon(worker)
     level.elapsed_s = time.perf_counter() - started
     return level
+
+
+async def run_api_floor(api: SandboxApi, requests: int = API_FLOOR_REQUESTS) -> Level:
+    """The floor the API sets: the tool's status GET sent straight to the sandbox, by one client,
+    one request after another (after one unmeasured request that opens the connection)."""
+    level = Level("api", 1, requests)
+    headers = {"Authorization": f"Bearer {api.key}", "Accept": "application/json"}
+    async with httpx.AsyncClient(base_url=api.base_url, headers=headers, timeout=60) as http:
+
+        async def get() -> None:
+            (await http.get(STATUS_PATH)).raise_for_status()
+
+        await get()
+        started = time.perf_counter()
+        for _ in range(requests):
+            await _timed(level, get)
+        level.elapsed_s = time.perf_counter() - started
+    return level
+
+
+async def api_requests_seen(api: SandboxApi) -> Counter[str]:
+    """The sandbox's request log summed up: API requests by kind and status class."""
+    async with httpx.AsyncClient(base_url=api.base_url, timeout=CONTROL_TIMEOUT_S) as http:
+        log = (await http.get("/_sandbox/requests")).raise_for_status().json()["data"]
+    seen: Counter[str] = Counter()
+    for entry in log:
+        kind = "status reads" if entry["path"].endswith("/status") else entry["path"]
+        status = entry["status"]
+        seen[f"{entry['method']} {kind} -> {f'{status // 100}xx' if status else 'dropped'}"] += 1
+    return seen
 
 
 INITIALIZE = {
@@ -350,11 +471,15 @@ class Report:
     mode: str
     levels: dict[tuple[str, int], list[Level]] = field(default_factory=dict)
     churn: Churn | None = None
+    api_latency_ms: int | None = None  # None: the in-process sandbox
+    api_floor: Level | None = None
+    api_requests: Counter[str] | None = None
 
     @property
     def errors(self) -> list[str]:
         found = [e for runs in self.levels.values() for level in runs for e in level.errors]
-        return found + (self.churn.errors if self.churn else [])
+        floor = self.api_floor.errors if self.api_floor else []
+        return found + floor + (self.churn.errors if self.churn else [])
 
 
 async def measure(
@@ -366,11 +491,15 @@ async def measure(
     churn_checkpoints: Sequence[int],
     mode: str,
     command: str = "",
+    api: SandboxApi | None = None,
 ) -> Report:
     report = Report(command=command, mode=mode)
     # Warm-up (imports, first connections, the sandbox's first responses): not measured.
     await run_mcp_level(server.url, 2, 2, mode)
     await run_baseline_level(server.base, 2, 2)
+    if api is not None:
+        report.api_latency_ms = api.latency_ms
+        report.api_floor = await run_api_floor(api)
     for _ in range(repeats):
         for n in concurrency:
             report.levels.setdefault(("baseline", n), []).append(
@@ -381,6 +510,8 @@ async def measure(
             )
     if churn_checkpoints:
         report.churn = await churn(server.url, server.pid, churn_checkpoints)
+    if api is not None:
+        report.api_requests = await api_requests_seen(api)
     return report
 
 
@@ -388,8 +519,25 @@ def _median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def describe_api(latency_ms: int | None) -> str:
+    if latency_ms is None:
+        return (
+            "in-process sandbox (`--sandbox`, the fake API in the server's process), "
+            "no added latency"
+        )
+    return (
+        f"separate sandbox process (`onepin-mcp sandbox`, over loopback) with {latency_ms} ms "
+        f"latency on every status read (fault: GET {STATUS_GLOB}, times null)"
+    )
+
+
 def render(report: Report) -> str:
-    out = [f"command: {report.command}", f"client protocol mode: {report.mode}", ""]
+    out = [
+        f"command: {report.command}",
+        f"client protocol mode: {report.mode}",
+        f"OnePin API: {describe_api(report.api_latency_ms)}",
+        "",
+    ]
     out.append(
         "| sessions | calls each | calls | errors | MCP calls/s | MCP p50 ms | MCP p99 ms "
         "| base req/s | base p50 ms | base p99 ms | p50 / base p50 | calls/s / base req/s |"
@@ -417,9 +565,29 @@ def render(report: Report) -> str:
         )
     repeats = len(next(iter(report.levels.values()))) if report.levels else 0
     out.append(f"\n(medians of {repeats} repetitions per level; calls and errors are totals)")
+    if report.api_floor is not None:
+        floor = report.api_floor
+        out.append(
+            f"API floor: the same status GET straight to the sandbox, one client, sequential, "
+            f"{floor.calls} requests: p50 {floor.percentile_ms(0.5):.1f} ms, "
+            f"p99 {floor.percentile_ms(0.99):.1f} ms, errors {len(floor.errors)}"
+        )
+    counts = sorted({n for kind, n in report.levels if kind == "mcp"})
+    if 1 in counts and counts[-1] > 1:
+        top = counts[-1]
+        single = _median([x.percentile_ms(0.5) for x in report.levels[("mcp", 1)]])
+        tail = _median([x.percentile_ms(0.99) for x in report.levels[("mcp", top)]])
+        verdict = "met" if tail <= TARGET_RATIO * single else "missed"
+        out.append(
+            f"target: MCP p99 at {top} sessions <= {TARGET_RATIO:g} x the single-session MCP "
+            f"p50: {tail:.1f} ms vs {TARGET_RATIO:g} x {single:.1f} = "
+            f"{TARGET_RATIO * single:.1f} ms (ratio {tail / single:.1f}): {verdict}"
+        )
     if report.churn is not None:
         churn = report.churn
         out.append("")
+        if report.api_latency_ms is not None:
+            out.append("(RSS of the MCP server's process alone; the sandbox runs in its own)")
         out.append("| sessions opened and closed | server RSS MiB |")
         out.append("|---:|---:|")
         for count, kib in sorted(churn.rss_kib.items()):
@@ -433,6 +601,11 @@ def render(report: Report) -> str:
                 f"({grew / churn.rss_kib[first]:+.1%}); churn errors {len(churn.errors)}, "
                 f"{churn.elapsed_s:.1f} s"
             )
+    if report.api_requests is not None:
+        seen = ", ".join(f"{what}: {n}" for what, n in sorted(report.api_requests.items()))
+        out.append(
+            f"\nAPI requests the sandbox saw (whole run, warm-up included): {seen or 'none'}"
+        )
     errors = report.errors
     out.append(f"\ntotal errors: {len(errors)}")
     out.extend(f"  {e}" for e in errors[:10])
@@ -448,37 +621,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mode", choices=("legacy", "auto"), default="legacy",
                         help="client protocol: legacy = 2025-11-25 sessions (default), "
                         "auto = 2026-07-28, sessionless")  # fmt: skip
+    parser.add_argument("--api-latency-ms", type=int, default=0,
+                        help="0 (default): in-process sandbox; N > 0: a separate sandbox "
+                        "process whose status reads each take N ms more")  # fmt: skip
     parser.add_argument("--deadline", type=float, default=600.0, help="seconds for everything")
     parser.add_argument("--quick", action="store_true", help="10 sessions x 5 calls, once")
     args = parser.parse_args(argv)
+    if not 0 <= args.api_latency_ms <= 600_000:
+        parser.error("--api-latency-ms must be between 0 and 600000")
     if args.quick:
         args.concurrency, args.calls, args.repeats, args.churn = "10", 5, 1, ""
     concurrency = [int(n) for n in args.concurrency.split(",") if n]
     checkpoints = [int(n) for n in args.churn.split(",") if n]
     command = " ".join(["python bench/load_http.py", *(argv if argv is not None else sys.argv[1:])])
-    server = start_server()
+    api = start_sandbox(args.api_latency_ms) if args.api_latency_ms > 0 else None
+    sandbox_code: int | None = None
     try:
+        server = start_server(api=api)
+        try:
 
-        async def run() -> Report:
-            with anyio.fail_after(args.deadline):
-                return await measure(
-                    server,
-                    concurrency=concurrency,
-                    calls=args.calls,
-                    repeats=args.repeats,
-                    churn_checkpoints=checkpoints,
-                    mode=args.mode,
-                    command=command,
-                )
+            async def run() -> Report:
+                with anyio.fail_after(args.deadline):
+                    return await measure(
+                        server,
+                        concurrency=concurrency,
+                        calls=args.calls,
+                        repeats=args.repeats,
+                        churn_checkpoints=checkpoints,
+                        mode=args.mode,
+                        command=command,
+                        api=api,
+                    )
 
-        report = anyio.run(run)
+            report = anyio.run(run)
+        finally:
+            code = stop_server(server)
     finally:
-        code = stop_server(server)
+        if api is not None:
+            sandbox_code = stop_server(api.process)
     print(render(report))
+    sandbox = f"; sandbox exit code: {sandbox_code}" if api is not None else ""
     print(
-        f"server exit code: {code}; machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
+        f"server exit code: {code}{sandbox}; machine: {os.cpu_count()} CPUs, "
+        f"Python {sys.version.split()[0]}"
     )
-    return 1 if report.errors or code != 0 else 0
+    failed = report.errors or code != 0 or (api is not None and sandbox_code != 0)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -195,19 +195,31 @@ class OnePinClient:
         headers = {"User-Agent": user_agent(), "Accept": "application/json"}
         if self._secret:
             headers["Authorization"] = f"Bearer {self._secret}"
-        self._http = httpx.AsyncClient(
-            base_url=settings.base_url,
-            headers=headers,
-            timeout=httpx.Timeout(
-                connect=settings.connect_timeout_s,
-                read=settings.read_timeout_s,
-                write=settings.read_timeout_s,
-                pool=settings.connect_timeout_s,
-            ),
-            transport=transport,
-            # A redirect would carry the key to wherever it points; OnePin doesn't redirect.
-            follow_redirects=False,
-        )
+        self._headers = headers
+        self._transport = transport
+        self._built: httpx.AsyncClient | None = None
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        # Built on the first request, not at start-up: httpx loads the system's CA bundle into
+        # an SSL context when a client is made (about 60 ms), and a server's start is the wait
+        # a user feels before the first tools/list, which needs no OnePin request.
+        if self._built is None:
+            settings = self._settings
+            self._built = httpx.AsyncClient(
+                base_url=settings.base_url,
+                headers=self._headers,
+                timeout=httpx.Timeout(
+                    connect=settings.connect_timeout_s,
+                    read=settings.read_timeout_s,
+                    write=settings.read_timeout_s,
+                    pool=settings.connect_timeout_s,
+                ),
+                transport=self._transport,
+                # A redirect would carry the key to wherever it points; OnePin doesn't redirect.
+                follow_redirects=False,
+            )
+        return self._built
 
     def __repr__(self) -> str:
         return f"OnePinClient(base_url={self._settings.base_url!r})"
@@ -228,7 +240,8 @@ class OnePinClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._built is not None:
+            await self._built.aclose()
 
     # --- account and catalog ----------------------------------------------------------------
 

@@ -43,7 +43,8 @@ def is_terminal(status: RunStatus) -> bool:
 class ApiModel(BaseModel):
     """Base of the models read from the API: immutable, unknown fields ignored."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    # Built on first use, not at import: a server start reads none of them before a tool call.
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class _OpenModel(BaseModel):
