@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from uv import find_uv_bin
+
+from tests.support.sandbox_process import ServedSandbox, start_sandbox, stop_sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 # Generous: the first build in a fresh cache downloads the build backend.
@@ -72,3 +74,13 @@ def built_wheel(tmp_path_factory: pytest.TempPathFactory, uv_cache: Path) -> Bui
     assert len(wheels) == 1, wheels
     assert len(sdists) == 1, sdists
     return BuiltDistributions(wheel=wheels[0], sdist=sdists[0])
+
+
+@pytest.fixture
+def sandbox() -> Iterator[ServedSandbox]:
+    """A sandbox in its own process on loopback, for launches that must reach OnePin."""
+    served = start_sandbox()
+    try:
+        yield served
+    finally:
+        stop_sandbox(served)

@@ -18,7 +18,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,8 @@ from onepin_mcp.surface import list_tools
 from onepin_mcp.tools.runs import MAX_WAIT_S
 from tests.packaging.conftest import ROOT
 from tests.support.processes import Launched, launch, terminate
-from tests.support.sandbox_process import ServedSandbox, start_sandbox, stop_sandbox
+from tests.support.sandbox_process import ServedSandbox
+from tests.transports.test_http import INITIALIZE, MCP_POST_HEADERS
 
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
@@ -49,17 +50,6 @@ ANNOUNCED = re.compile(r"serving MCP over (\S+) at (http://\S+)")
 START_DEADLINE_S = 30.0
 COMMAND_TIMEOUT_S = 60.0
 TOKEN = "container-test-token-" + "x" * 20
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "test", "version": "1"},
-    },
-}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
 
 
 # --- reading the Dockerfile ---------------------------------------------------------------------
@@ -328,7 +318,7 @@ def test_over_http_the_start_command_serves_health_and_the_health_check_passes(
         health = httpx.get(f"{started.base}/healthz", timeout=30)
         assert health.status_code == 200
         assert health.json() == {"status": "ok", "version": __version__}
-        refused = httpx.post(started.url, json=INITIALIZE, headers=MCP_HEADERS, timeout=30)
+        refused = httpx.post(started.url, json=INITIALIZE, headers=MCP_POST_HEADERS, timeout=30)
         assert refused.status_code == 401
         check = run_healthcheck(image, env)
         assert check.returncode == 0, f"{check.stdout}\n{check.stderr}"
@@ -458,15 +448,6 @@ def sse_messages(response: httpx.Response) -> list[Any]:
     ]
 
 
-@pytest.fixture
-def sandbox() -> Iterator[ServedSandbox]:
-    served = start_sandbox()
-    try:
-        yield served
-    finally:
-        stop_sandbox(served)
-
-
 def test_two_replicas_with_the_compose_environment_serve_one_client_without_affinity(
     image: Image, sandbox: ServedSandbox, tmp_path: Path
 ) -> None:
@@ -488,7 +469,7 @@ def test_two_replicas_with_the_compose_environment_serve_one_client_without_affi
             )
             replicas.append(start(image, env, tmp_path))
         first, second = replicas
-        headers = {**MCP_HEADERS, "Authorization": f"Bearer {sandbox.key}"}
+        headers = {**MCP_POST_HEADERS, "Authorization": f"Bearer {sandbox.key}"}
         initialized = httpx.post(first.url, json=INITIALIZE, headers=headers, timeout=30)
         assert initialized.status_code == 200, initialized.text
         assert "mcp-session-id" not in initialized.headers
@@ -517,7 +498,9 @@ def test_two_replicas_with_the_compose_environment_serve_one_client_without_affi
         assert called.status_code == 200, called.text
         result = sse_messages(called)[-1]["result"]
         assert result.get("isError") is not True, result
-        unauthenticated = httpx.post(second.url, json=INITIALIZE, headers=MCP_HEADERS, timeout=30)
+        unauthenticated = httpx.post(
+            second.url, json=INITIALIZE, headers=MCP_POST_HEADERS, timeout=30
+        )
         assert unauthenticated.status_code == 401
     finally:
         for started in replicas:

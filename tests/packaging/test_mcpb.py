@@ -16,7 +16,7 @@ import re
 import shutil
 import subprocess
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -36,7 +36,7 @@ from onepin_mcp.selection import ToolSelection, resolve_selection
 from onepin_mcp.server import create_server
 from onepin_mcp.surface import list_tools
 from tests.packaging.conftest import ROOT, BuiltDistributions, uv_env
-from tests.support.sandbox_process import ServedSandbox, start_sandbox, stop_sandbox
+from tests.support.sandbox_process import ServedSandbox
 
 # The official CLI, pinned: `mcpb validate` of this version is what the manifest must pass.
 MCPB_CLI = "@anthropic-ai/mcpb@2.1.2"
@@ -326,15 +326,6 @@ def test_the_bundle_holds_the_wheels_package_the_entry_point_and_the_dependencie
     )
     assert bundle_project["tool"]["uv"]["package"] is False
     assert "build-system" not in bundle_project
-
-
-@pytest.fixture
-def sandbox() -> Iterator[ServedSandbox]:
-    served = start_sandbox()
-    try:
-        yield served
-    finally:
-        stop_sandbox(served)
 
 
 @pytest.mark.anyio
