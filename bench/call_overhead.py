@@ -14,11 +14,12 @@ frozen, so every answer is the same), then, against that one sandbox process:
       pointed at the sandbox;
   (d) bare stdio: the floor the SDK sets - a bare `mcp` server (written to a temp file now) whose
       one tool makes the (a) request with one keep-alive `httpx.AsyncClient` and returns the
-      API's `data` as it is, on stdio through the same `Client`.
+      API's `data` as it is, on stdio through the same `Client`;
+  (e) bare http: the same bare server's Streamable HTTP app, served by uvicorn on loopback.
 
 (b), (c) and (d) each make exactly one (a)-like request inside, so b - a and c - a are the MCP
 server's cost per call (JSON-RPC, validation, the view, the transport) plus the client's, and
-b - d is what onepin-mcp itself adds over the SDK on the same transport.
+b - d and c - e are what onepin-mcp itself adds over the SDK on the same transport.
 After a warm-up, the three are timed interleaved (a, b, c, a, b, c, ...) so that a load spike on
 this shared machine lands on all three alike rather than on whichever block ran during it.
 """
@@ -59,6 +60,8 @@ SANDBOX_URL = re.compile(r"ONEPIN_BASE_URL=(http://127\.0\.0\.1:\d+)")
 SANDBOX_KEY = re.compile(r"ONEPIN_API_KEY=(\S+)")
 BARE_SERVER = """\
 import os
+import socket
+import sys
 
 import httpx
 from mcp.server import MCPServer
@@ -78,8 +81,21 @@ async def get_run_status(workflow_id: str, run_id: str) -> dict:
     return response.json()["data"]
 
 
-server.run()
+if sys.argv[1:] == ["http"]:
+    import uvicorn
+
+    # Port 0 on a socket bound here, so the address can be announced like onepin-mcp's.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    print(f"bare: serving at http://127.0.0.1:{port}/mcp", file=sys.stderr, flush=True)
+    config = uvicorn.Config(server.streamable_http_app(), log_level="warning")
+    uvicorn.Server(config).run(sockets=[listener])
+else:
+    server.run()
 """
+BARE_URL = re.compile(r"bare: serving at (http://127\.0\.0\.1:\d+/mcp)")
 MCP_URL = re.compile(r"serving MCP over streamable-http at (http://127\.0\.0\.1:\d+/\S*)")
 
 
@@ -202,6 +218,7 @@ async def measure(
     mcp_url: str,
     stdio: StdioServerParameters,
     bare: StdioServerParameters,
+    bare_url: str,
     calls: int,
     warmup: int,
 ) -> list[Series]:
@@ -213,6 +230,7 @@ async def measure(
         Client(stdio, read_timeout_seconds=30) as over_stdio,
         Client(mcp_url, read_timeout_seconds=30) as over_http,
         Client(bare, read_timeout_seconds=30) as bare_stdio,
+        Client(bare_url, read_timeout_seconds=30) as bare_http,
     ):
 
         async def direct() -> None:
@@ -233,6 +251,7 @@ async def measure(
             (Series("(b) MCP stdio"), tool_call(over_stdio)),
             (Series("(c) MCP streamable-http"), tool_call(over_http)),
             (Series("(d) bare SDK server, stdio"), tool_call(bare_stdio)),
+            (Series("(e) bare SDK server, streamable-http"), tool_call(bare_http)),
         ]
         # Warm-up, not recorded: connections, first-call imports and caches on both sides.
         for _ in range(warmup):
@@ -297,11 +316,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         bare_path = Path(home) / "bare_server.py"
         bare_path.write_text(BARE_SERVER, encoding="utf-8")
         bare = StdioServerParameters(command=sys.executable, args=[str(bare_path)], env=pointed)
+        bare_http, (bare_url,) = start_child(
+            [sys.executable, str(bare_path), "http"], pointed, [BARE_URL]
+        )
+        children.append(bare_http)
 
         async def run() -> list[Series]:
             with anyio.fail_after(args.deadline):
                 return await measure(
-                    sandbox_url, key, mcp_url, stdio, bare, args.calls, args.warmup
+                    sandbox_url, key, mcp_url, stdio, bare, bare_url, args.calls, args.warmup
                 )
 
         started = time.perf_counter()
@@ -314,13 +337,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"command: {command}")
     print(f"read: {TOOL}({WORKFLOW_ID}, {RUN_ID}) vs GET .../runs/{{run}}/status")
     print(render(series))
-    onepin, floor = series[1], series[3]
-    print(
-        f"\nonepin-mcp over the bare SDK server on stdio (b - d): median "
-        f"{onepin.median_ms - floor.median_ms:+.3f} ms, p95 "
-        f"{onepin.percentile_ms(0.95) - floor.percentile_ms(0.95):+.3f} ms, ratio "
-        f"{onepin.median_ms / floor.median_ms:.2f}"
-    )
+    print()
+    for label, onepin, floor in (
+        ("stdio (b - d)", series[1], series[3]),
+        ("streamable-http (c - e)", series[2], series[4]),
+    ):
+        print(
+            f"onepin-mcp over the bare SDK server, {label}: median "
+            f"{onepin.median_ms - floor.median_ms:+.3f} ms, p95 "
+            f"{onepin.percentile_ms(0.95) - floor.percentile_ms(0.95):+.3f} ms, ratio "
+            f"{onepin.median_ms / floor.median_ms:.2f}"
+        )
     print(
         f"\n{args.calls} calls per path after {args.warmup} warm-up, interleaved, {elapsed:.1f} s; "
         f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
