@@ -28,18 +28,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx
@@ -50,9 +46,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from onepin_mcp.sandbox import seed  # noqa: E402 - after the path is set
+from tests.support.processes import Launched, launch_announcing, terminate  # noqa: E402
 
 START_DEADLINE_S = 30.0
-STOP_DEADLINE_S = 15.0
 TOOL = "get_run_status"
 WORKFLOW_ID = seed.WORKFLOW_COMPLETES_ID
 RUN_ID = seed.RUN_COMPLETED_ID
@@ -102,19 +98,6 @@ MCP_URL = re.compile(r"serving MCP over streamable-http at (http://127\.0\.0\.1:
 # --- child processes ------------------------------------------------------------------------------
 
 
-@dataclass
-class Child:
-    """A child process whose stderr is drained by a thread for its whole life (an undrained
-    pipe would eventually block it: the sandbox writes an access-log line per request)."""
-
-    process: subprocess.Popen[str]
-    reader: threading.Thread
-    lines: list[str] = field(default_factory=list)
-
-    def tail(self, count: int = 40) -> str:
-        return "".join(self.lines[-count:])
-
-
 def onepin_command(*args: str) -> list[str]:
     """The console script beside the interpreter (how users start it), else `python -m`."""
     script = Path(sys.executable).with_name("onepin-mcp")
@@ -131,60 +114,12 @@ def clean_env(home: str, **extra: str) -> dict[str, str]:
 
 def start_child(
     argv: Sequence[str], env: dict[str, str], patterns: Sequence[re.Pattern[str]]
-) -> tuple[Child, list[str]]:
+) -> tuple[Launched, list[str]]:
     """Start `argv` and wait (bounded) until every pattern has matched a stderr line; return the
     child and each pattern's first group."""
-    process = subprocess.Popen(
-        list(argv),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=ROOT,
+    return launch_announcing(
+        argv, env=env, patterns=patterns, deadline_s=START_DEADLINE_S, cwd=ROOT
     )
-    assert process.stderr is not None
-    arrivals: queue.Queue[str | None] = queue.Queue()
-    lines: list[str] = []
-
-    def drain(stream: Any) -> None:
-        for line in stream:
-            lines.append(line)
-            arrivals.put(line)
-        arrivals.put(None)
-
-    reader = threading.Thread(target=drain, args=(process.stderr,), daemon=True)
-    reader.start()
-    child = Child(process, reader, lines)
-    found: list[str | None] = [None] * len(patterns)
-    deadline = time.monotonic() + START_DEADLINE_S
-    while not all(found):
-        remaining = deadline - time.monotonic()
-        try:
-            line = arrivals.get(timeout=remaining) if remaining > 0 else None
-        except queue.Empty:
-            line = None
-        if line is None:
-            stop_child(child)
-            raise RuntimeError(f"`{' '.join(argv)}` did not announce itself:\n{child.tail()}")
-        for i, pattern in enumerate(patterns):
-            if found[i] is None and (match := pattern.search(line)):
-                found[i] = match.group(1)
-    return child, [value for value in found if value is not None]
-
-
-def stop_child(child: Child) -> None:
-    """SIGTERM, a bounded wait, then SIGKILL; never leaves the process behind."""
-    if child.process.poll() is None:
-        child.process.terminate()
-        try:
-            child.process.wait(timeout=STOP_DEADLINE_S)
-        except subprocess.TimeoutExpired:
-            child.process.kill()
-            child.process.wait(timeout=STOP_DEADLINE_S)
-    child.reader.join(timeout=STOP_DEADLINE_S)
-    if child.process.stderr is not None:
-        child.process.stderr.close()
 
 
 # --- measuring ------------------------------------------------------------------------------------
@@ -293,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     given = list(argv) if argv is not None else sys.argv[1:]
     command = " ".join(["python bench/call_overhead.py", *given])
     home = tempfile.mkdtemp(prefix="onepin-bench-home-")
-    children: list[Child] = []
+    children: list[Launched] = []
     try:
         sandbox, (sandbox_url, key) = start_child(
             onepin_command("sandbox", "--port", "0", "--manual-clock"),
@@ -333,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         # The stdio child is the Client's own and ends with its context; these two are ours.
         for child in reversed(children):
-            stop_child(child)
+            terminate(child)
     print(f"command: {command}")
     print(f"read: {TOOL}({WORKFLOW_ID}, {RUN_ID}) vs GET .../runs/{{run}}/status")
     print(render(series))

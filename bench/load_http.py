@@ -41,14 +41,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import queue
 import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -64,12 +62,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from onepin_mcp.sandbox import seed  # noqa: E402 - after the path is set
+from tests.support.processes import Launched, launch_announcing, terminate  # noqa: E402
 
 ANNOUNCED = re.compile(r"serving MCP over \S+ at (http://\S+)")
 SANDBOX_URL = re.compile(r"ONEPIN_BASE_URL=(http://\S+)")
 SANDBOX_KEY = re.compile(r"ONEPIN_API_KEY=(\S+)")
 START_DEADLINE_S = 30.0
-STOP_DEADLINE_S = 15.0
 CONTROL_TIMEOUT_S = 10.0
 TOOL = "get_run_status"
 TOOL_ARGS = {"workflow_id": seed.WORKFLOW_COURSE_ID, "run_id": seed.RUN_RUNNING_ID}
@@ -85,10 +83,12 @@ TARGET_RATIO = 10.0
 
 @dataclass
 class ServerProcess:
-    process: subprocess.Popen[str]
+    launched: Launched
     url: str
-    stderr_lines: list[str]
-    reader: threading.Thread
+
+    @property
+    def process(self) -> subprocess.Popen[str]:
+        return self.launched.process
 
     @property
     def pid(self) -> int:
@@ -99,7 +99,7 @@ class ServerProcess:
         return self.url.rsplit("/", 1)[0]
 
     def stderr_text(self) -> str:
-        return "".join(self.stderr_lines)
+        return "".join(self.launched.stderr_lines)
 
 
 def server_command(*args: str) -> list[str]:
@@ -147,7 +147,7 @@ def start_server(
         if api is not None
         else clean_env()
     )
-    server, _ = spawn(argv, env, [ANNOUNCED], "the server")
+    server, _ = spawn(argv, env, [ANNOUNCED])
     return server
 
 
@@ -155,7 +155,7 @@ def start_sandbox(latency_ms: int) -> SandboxApi:
     """Start `onepin-mcp sandbox --port 0` and install the latency fault (stopping the sandbox
     again if that fails); return once both are done."""
     argv = server_command("sandbox", "--port", "0", "--log-level", "warning")
-    process, (_, key) = spawn(argv, clean_env(), [SANDBOX_URL, SANDBOX_KEY], "the sandbox")
+    process, (_, key) = spawn(argv, clean_env(), [SANDBOX_URL, SANDBOX_KEY])
     api = SandboxApi(process, key, latency_ms)
     try:
         install_latency(api)
@@ -178,63 +178,19 @@ def install_latency(api: SandboxApi) -> None:
 
 
 def spawn(
-    argv: Sequence[str], env: dict[str, str], patterns: Sequence[re.Pattern[str]], what: str
+    argv: Sequence[str], env: dict[str, str], patterns: Sequence[re.Pattern[str]]
 ) -> tuple[ServerProcess, list[str]]:
     """Start `argv` and wait (bounded) until every pattern has matched a stderr line; return the
-    process (its `url` the first pattern's group) and each pattern's first group. Its stderr is
-    drained by a thread for its whole life (an undrained pipe would eventually block it)."""
-    process = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=ROOT,
+    process (its `url` the first pattern's group) and each pattern's first group."""
+    launched, values = launch_announcing(
+        argv, env=env, patterns=patterns, deadline_s=START_DEADLINE_S, cwd=ROOT
     )
-    assert process.stderr is not None
-    lines: list[str] = []
-    arrivals: queue.Queue[str | None] = queue.Queue()
-
-    def drain(stream: Any) -> None:
-        for line in stream:
-            lines.append(line)
-            arrivals.put(line)
-        arrivals.put(None)
-
-    reader = threading.Thread(target=drain, args=(process.stderr,), daemon=True)
-    reader.start()
-    found: list[str | None] = [None] * len(patterns)
-    deadline = time.monotonic() + START_DEADLINE_S
-    while any(value is None for value in found):
-        remaining = deadline - time.monotonic()
-        try:
-            line = arrivals.get(timeout=remaining) if remaining > 0 else None
-        except queue.Empty:
-            line = None
-        if line is None:
-            stop_server(ServerProcess(process, "", lines, reader))
-            raise RuntimeError(f"{what} did not announce itself; stderr:\n{''.join(lines)}")
-        for index, pattern in enumerate(patterns):
-            if found[index] is None and (match := pattern.search(line)):
-                found[index] = match.group(1)
-    values = [value for value in found if value is not None]
-    return ServerProcess(process, values[0], lines, reader), values
+    return ServerProcess(launched, values[0]), values
 
 
 def stop_server(server: ServerProcess) -> int:
     """SIGTERM, bounded wait (then SIGKILL); the exit code."""
-    if server.process.poll() is None:
-        server.process.terminate()
-        try:
-            server.process.wait(timeout=STOP_DEADLINE_S)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait(timeout=STOP_DEADLINE_S)
-    server.reader.join(timeout=STOP_DEADLINE_S)
-    if server.process.stderr is not None:
-        server.process.stderr.close()
-    return server.process.returncode
+    return terminate(server.launched)
 
 
 def rss_kib(pid: int) -> int:

@@ -5,6 +5,7 @@ servers must never write there); start-up awaited on an announcement, with a dea
 from __future__ import annotations
 
 import queue
+import re
 import subprocess
 import tempfile
 import threading
@@ -72,6 +73,27 @@ def launch(
                 f"(exit code {process.returncode}); stderr:\n{''.join(lines)}"
             )
     return launched
+
+
+def launch_announcing(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    patterns: Sequence[re.Pattern[str]],
+    deadline_s: float,
+    cwd: Path | None = None,
+) -> tuple[Launched, list[str]]:
+    """`launch`, ready once every pattern has matched its stderr; also returns each pattern's
+    first group (an announced URL, key, ...)."""
+    launched = launch(
+        argv,
+        env=env,
+        ready=lambda text: all(pattern.search(text) for pattern in patterns),
+        deadline_s=deadline_s,
+        cwd=cwd,
+    )
+    text = "".join(launched.stderr_lines)
+    return launched, [match.group(1) for p in patterns if (match := p.search(text))]
 
 
 def terminate(launched: Launched) -> int:
