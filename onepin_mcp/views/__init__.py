@@ -9,6 +9,7 @@ length, and every view field holding such text goes through it.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import Annotated
@@ -66,17 +67,11 @@ class View(BaseModel):
         }
 
 
+@functools.cache
 def _optional_fields(model: type[BaseModel]) -> frozenset[str]:
     """Names (as serialized) of the fields that default to None, computed once per model."""
-    cached = _OPTIONAL.get(model)
-    if cached is None:
-        cached = frozenset(
-            info.serialization_alias or info.alias or name
-            for name, info in model.model_fields.items()
-            if not info.is_required() and info.default is None
-        )
-        _OPTIONAL[model] = cached
-    return cached
-
-
-_OPTIONAL: dict[type[BaseModel], frozenset[str]] = {}
+    return frozenset(
+        info.serialization_alias or info.alias or name
+        for name, info in model.model_fields.items()
+        if not info.is_required() and info.default is None
+    )

@@ -45,7 +45,7 @@ from onepin_mcp.sandbox import Sandbox, seed
 from onepin_mcp.server import OnePinServer, create_server
 from onepin_mcp.serving import bind, url_of
 from onepin_mcp.subscriptions import RunWatchers, run_subscriptions
-from tests.transports.served import REPO, Served, start_server, stop_server
+from tests.transports.served import REPO, Served, serving_with_token
 from tests.transports.test_http import INITIALIZE, MCP_POST_HEADERS
 
 pytestmark = pytest.mark.anyio
@@ -108,19 +108,8 @@ def still_serving(served: Served, authorization: str | None = f"Bearer {TOKEN}")
 
 @pytest.fixture(scope="module")
 def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    served = start_server(
-        "--sandbox",
-        "--transport",
-        "streamable-http",
-        "--auth",
-        "token",
-        home=tmp_path_factory.mktemp("home"),
-        env={"ONEPIN_MCP_HTTP_TOKEN": TOKEN},
-    )
-    yield served
-    assert stop_server(served) == 0, served.stderr_text()
-    assert "Traceback" not in served.stderr_text()
-    assert TOKEN not in served.stderr_text()
+    with serving_with_token(TOKEN, home=tmp_path_factory.mktemp("home")) as served:
+        yield served
 
 
 # --- static token: credentials in odd shapes ------------------------------------------------------

@@ -15,7 +15,8 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,3 +102,25 @@ def stop_server(served: Served) -> int:
         f"the server exited on its own with code {died_early}; stderr:\n{served.stderr_text()}"
     )
     return code
+
+
+@contextmanager
+def serving_with_token(token: str, *, home: Path) -> Iterator[Served]:
+    """`--sandbox` over Streamable HTTP with static token auth; on the way out it must stop
+    cleanly, with no traceback and the token nowhere in its log."""
+    served = start_server(
+        "--sandbox",
+        "--transport",
+        "streamable-http",
+        "--auth",
+        "token",
+        home=home,
+        env={"ONEPIN_MCP_HTTP_TOKEN": token},
+    )
+    try:
+        yield served
+    finally:
+        code = stop_server(served)
+    assert code == 0, served.stderr_text()
+    assert "Traceback" not in served.stderr_text()
+    assert token not in served.stderr_text()

@@ -14,7 +14,7 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.support.sandbox_process import ServedSandbox, start_sandbox, stop_sandbox
-from tests.transports.served import Served, start_server, stop_server
+from tests.transports.served import Served, serving_with_token, start_server, stop_server
 from tests.transports.test_http import INITIALIZE, MCP_POST_HEADERS
 
 pytestmark = pytest.mark.anyio
@@ -27,17 +27,8 @@ OTHER_KEY = "op_live_" + "D" * 32
 
 @pytest.fixture(scope="module")
 def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    served = start_server(
-        "--sandbox",
-        "--transport",
-        "streamable-http",
-        "--auth",
-        "token",
-        home=tmp_path_factory.mktemp("home"),
-        env={"ONEPIN_MCP_HTTP_TOKEN": TOKEN},
-    )
-    yield served
-    assert stop_server(served) == 0, served.stderr_text()
+    with serving_with_token(TOKEN, home=tmp_path_factory.mktemp("home")) as served:
+        yield served
 
 
 @pytest.mark.parametrize(
