@@ -23,13 +23,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onepin_mcp import __version__
+from onepin_mcp.errors import redact
 from onepin_mcp.options import (
+    ENV_HTTP_TOKEN,
     DoctorOptions,
     OptionsError,
     SandboxOptions,
     ServeOptions,
     parse_command,
 )
+from onepin_mcp.text import clean_line, clean_text
 
 if TYPE_CHECKING:
     import httpx
@@ -44,17 +47,71 @@ EXIT_USAGE = 2
 # in-process transport answers them), and the reserved .test domain makes that plain in logs.
 SANDBOX_BASE_URL = "http://sandbox.onepin.test"
 
+# The variables whose values are secrets, masked by value wherever text may show them (anything
+# key-shaped is masked by `errors.redact` in any case).
+SECRET_VARIABLES = ("ONEPIN_API_KEY", ENV_HTTP_TOKEN)
+# Shorter values are not masked by value: replacing every "abc" in a log would garble it, and
+# such a value is no key (the key-shaped rule still applies).
+MIN_SECRET_CHARS = 8
+
 logger = logging.getLogger("onepin_mcp")
 
 
-def configure_logging(level: str) -> None:
+class RedactingFilter(logging.Filter):
+    """On the root handler: every log line, whoever logs it, with keys and secrets masked.
+
+    httpx logs request URLs (a key passed as a tool argument can end up in a path), the SDK
+    logs resource URIs and, at debug, raw message bodies, uvicorn logs request paths: one filter
+    where lines leave the process covers them all. The message is formatted once here and kept
+    formatted, so a line costs one scan for the key shape and one `in` per configured secret.
+    """
+
+    def __init__(self, secrets: Sequence[str] = ()) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+        for secret in secrets:
+            self.add(secret)
+
+    def add(self, secret: str | None) -> None:
+        if secret and len(secret) >= MIN_SECRET_CHARS:
+            self.secrets.add(secret)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken record is the handler's to report, as it would be
+            return True
+        # Cleaned first (the one text cleaner, as one line: log lines quote API text, which must
+        # neither hide characters nor forge a record), then masked, so that an invisible
+        # character can't split a key past the redaction.
+        cleaned = redact(clean_line(message), self.secrets)
+        if cleaned != message or record.args:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            # Formatted here, as the handler's formatter would, so that the text can be masked:
+            # an exception's message may quote a request URL.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(clean_text(record.exc_text, sys.maxsize), self.secrets)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info, self.secrets)
+        return True
+
+
+def known_secrets(env: Mapping[str, str]) -> list[str]:
+    """The secret values the environment holds."""
+    values = (env.get(name, "").strip() for name in SECRET_VARIABLES)
+    return [value for value in values if len(value) >= MIN_SECRET_CHARS]
+
+
+def configure_logging(level: str, redactor: RedactingFilter | None = None) -> None:
     # Before the SDK's MCPServer calls basicConfig itself: the first call wins, so ours decides
     # the stream (stderr) and the format.
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    # Keys and secrets are masked in every line, whoever logs it (see RedactingFilter).
+    handler.addFilter(redactor or RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
     if level != "debug":
         # httpx logs every request at INFO; at the default level that drowns the server's own
         # lines. At debug it is kept (its lines carry method and URL, never headers).
@@ -84,13 +141,17 @@ def _sandbox(speed: float) -> tuple[Settings, httpx.AsyncBaseTransport]:
     return settings, sandbox.transport()
 
 
-def _fail(message: str) -> int:
-    sys.stderr.write(f"onepin-mcp: {message}\n")
+def _fail(message: str, env: Mapping[str, str]) -> int:
+    # A value is often quoted to say what was wrong with it, and a key pasted into the wrong
+    # variable is a value like any other: masked, whichever setting it came from.
+    sys.stderr.write(f"onepin-mcp: {redact(message, known_secrets(env))}\n")
     sys.stderr.flush()
     return EXIT_USAGE
 
 
-def serve(options: ServeOptions, env: Mapping[str, str]) -> int:
+def serve(
+    options: ServeOptions, env: Mapping[str, str], redactor: RedactingFilter | None = None
+) -> int:
     from onepin_mcp.config import ConfigError, load_settings
     from onepin_mcp.server import create_server
 
@@ -106,7 +167,10 @@ def serve(options: ServeOptions, env: Mapping[str, str]) -> int:
         try:
             settings = load_settings(env, _home(env))
         except ConfigError as exc:
-            return _fail(str(exc))
+            return _fail(str(exc), env)
+        if redactor is not None and settings.api_key is not None:
+            # The key may come from the credentials file, which the environment doesn't show.
+            redactor.add(settings.api_key.get_secret_value())
 
     clients: Any = None
     if options.auth == "passthrough":
@@ -129,7 +193,9 @@ def serve(options: ServeOptions, env: Mapping[str, str]) -> int:
             # Checked before serving: a trail that silently goes nowhere is worse than none.
             check_writable(policy.audit_log)
         except OSError as exc:
-            return _fail(f"cannot write the audit log {policy.audit_log}: {exc.strerror or exc}")
+            return _fail(
+                f"cannot write the audit log {policy.audit_log}: {exc.strerror or exc}", env
+            )
     server = create_server(
         settings,
         selection=options.selection,
@@ -153,18 +219,29 @@ def serve(options: ServeOptions, env: Mapping[str, str]) -> int:
         policy.audit_log or "off (stderr lines only)",
     )
     if options.transport == "stdio":
+        import anyio
+
+        from onepin_mcp.stdio import serve_stdio
+
         # Ctrl-C in a terminal is a normal way to stop, not a crash worth a traceback.
         with contextlib.suppress(KeyboardInterrupt):
-            server.run("stdio")
+            anyio.run(serve_stdio, server)
         return EXIT_OK
 
-    from onepin_mcp.http import describe_security, serve_http
+    from onepin_mcp.http import KeyCheck, describe_security, serve_http
     from onepin_mcp.serving import bind
+
+    # Passthrough: a caller's key is checked with OnePin before it may open a session.
+    keys = (
+        KeyCheck(settings, transport=transport, ttl_s=options.key_check_ttl_s)
+        if options.auth == "passthrough"
+        else None
+    )
 
     try:
         sock = bind(options.host, options.port)
     except OSError as exc:
-        return _fail(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}")
+        return _fail(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}", env)
     logger.info("%s", describe_security(options))
     if not options.loopback and not options.allowed_hosts:
         logger.warning(
@@ -173,7 +250,7 @@ def serve(options: ServeOptions, env: Mapping[str, str]) -> int:
             "--allowed-host mcp.example.com",
             options.host,
         )
-    serve_http(server, options, sock)
+    serve_http(server, options, sock, keys=keys)
     return EXIT_OK
 
 
@@ -194,7 +271,7 @@ def doctor(options: DoctorOptions, env: Mapping[str, str]) -> int:
         home = _home(env)
         report = anyio.run(lambda: diagnose(lambda: load_settings(env, home), options.selection))
     # The report is the command's output, asked for explicitly: stdout, so it can be piped.
-    sys.stdout.write(render(report))
+    sys.stdout.write(render(report, secrets=known_secrets(env)))
     sys.stdout.flush()
     return EXIT_OK if report.healthy else EXIT_UNHEALTHY
 
@@ -217,16 +294,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         command = parse_command(sys.argv[1:] if argv is None else argv, env)
     except OptionsError as exc:
-        sys.stderr.write(
+        # Masked like every other startup error: argparse quotes a refused value whole.
+        text = (
             f"{exc.usage or ''}{exc.prog}: error: {exc}\nRun `{exc.prog} --help` for the options.\n"
         )
+        sys.stderr.write(redact(text, known_secrets(env)))
         return EXIT_USAGE
-    configure_logging(command.log_level)
+    redactor = RedactingFilter(known_secrets(env))
+    configure_logging(command.log_level, redactor)
     if isinstance(command, SandboxOptions):
         return sandbox(command)
     if isinstance(command, DoctorOptions):
         return doctor(command, env)
-    return serve(command, env)
+    return serve(command, env, redactor)
 
 
 if __name__ == "__main__":

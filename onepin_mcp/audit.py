@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import re
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -48,11 +49,11 @@ from onepin_mcp.errors import (
     redact,
 )
 from onepin_mcp.state import AppState
+from onepin_mcp.text import clean_text
 
 logger = logging.getLogger("onepin_mcp.audit")
 
 MAX_ID_CHARS: Final = 100
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 # Values made of these characters are written bare in the stderr line; others are JSON-quoted,
 # so that a crafted id can't forge another key=value pair or a second line.
 _BARE = re.compile(r"[A-Za-z0-9._:@/-]+")
@@ -184,7 +185,11 @@ def _classify(error: BaseException) -> tuple[str, str | None]:
 def _safe(value: str | None, secret: str) -> str | None:
     if value is None:
         return None
-    return _CONTROL.sub("", redact(value, (secret,)))[:MAX_ID_CHARS]
+    # Cleaned before redacted: a key with a zero-width space or a line break slipped into it
+    # would get past redaction, then be joined back together by the cleaning. Line breaks and
+    # tabs are removed, not turned into spaces: an id has none, and a record is one line.
+    text = clean_text(value, sys.maxsize).replace("\n", "").replace("\t", "")
+    return redact(text, (secret,))[:MAX_ID_CHARS]
 
 
 def _logfmt(value: Any) -> str:

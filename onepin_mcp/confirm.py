@@ -45,7 +45,7 @@ from pydantic import BaseModel, Field
 
 from onepin_mcp.audit import WriteRefused
 from onepin_mcp.state import AppState, ConfirmPolicy
-from onepin_mcp.views import MAX_NAME_CHARS, clean_text
+from onepin_mcp.text import MAX_NAME_CHARS, clean_text
 
 DESTRUCTIVE_TOOLS: Final = frozenset({"cancel_run", "delete_workflow"})
 WRITE_TOOLS: Final = DESTRUCTIVE_TOOLS | frozenset(
@@ -126,8 +126,8 @@ def ask(
 
 
 def quoted(name: str | None) -> str:
-    """A user-chosen name, made safe to show in a question (control characters stripped, long
-    names cut)."""
+    """A user-chosen name, made safe to show in a question (invisible characters removed, long
+    names cut): the user must see what the model saw, with nothing hidden in it."""
     return "'" + clean_text(name or "", MAX_NAME_CHARS) + "'" if name else "(unnamed)"
 
 

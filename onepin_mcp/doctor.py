@@ -11,7 +11,7 @@ current selection enables. Each failed check is a `Problem` with the fix in word
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -26,7 +26,7 @@ from onepin_mcp.config import (
     ConfigError,
     Settings,
 )
-from onepin_mcp.errors import OnePinAPIError, OnePinError, OnePinTransportError
+from onepin_mcp.errors import OnePinAPIError, OnePinError, OnePinTransportError, redact
 from onepin_mcp.failures import KEY_HELP
 from onepin_mcp.selection import ToolSelection, resolve_selection
 from onepin_mcp.tools import ToolSpec
@@ -153,6 +153,9 @@ async def diagnose(
 
     secret = settings.api_key.get_secret_value() if settings.api_key else None
     source: KeySource = key_source or settings.key_source or "none"
+    # What the report quotes from settings and answers is masked for the loaded key itself too
+    # (render masks anything key-shaped, but a key of another form is known only here).
+    mask = (lambda text: redact(text, (secret,))) if secret else redact
     if secret is None:
         source = "none"
         where = f" (looked in {ENV_API_KEY} and {settings.credentials_path})"
@@ -252,7 +255,7 @@ async def diagnose(
         version=__version__,
         key_source=source,
         key_hint=mask_key(secret) if secret else None,
-        base_url=settings.base_url,
+        base_url=mask(settings.base_url),
         base_url_source=_base_url_words(settings) if source != "sandbox" else "sandbox",
         workspace_id=settings.workspace_id,
         credentials_path=str(settings.credentials_path) if settings.credentials_path else None,
@@ -266,7 +269,7 @@ async def diagnose(
         missing_scopes=missing,
         tools=tools,
         hidden_by_read_only=hidden,
-        problems=tuple(problems),
+        problems=tuple(Problem(p.check, mask(p.message), mask(p.fix)) for p in problems),
     )
 
 
@@ -317,8 +320,13 @@ def _ms(value: float | None) -> str:
     return "" if value is None else f" in {value:.0f} ms"
 
 
-def render(report: DoctorReport) -> str:
-    """The report for people: one line per check, then the problems with their fixes."""
+def render(report: DoctorReport, secrets: Iterable[str] = ()) -> str:
+    """The report for people: one line per check, then the problems with their fixes.
+
+    Every line is masked for anything key-shaped and for each of `secrets`: the report quotes
+    settings back (a workspace id that is no UUID, a base URL), and a key pasted into the wrong
+    variable is such a setting.
+    """
     failed = {problem.check for problem in report.problems}
 
     def mark(check: CheckName, checked: bool = True) -> str:
@@ -371,4 +379,4 @@ def render(report: DoctorReport) -> str:
         for problem in report.problems:
             lines.append(f"- {problem.check}: {problem.message}")
             lines.append(f"  fix: {problem.fix}")
-    return "\n".join(lines) + "\n"
+    return redact("\n".join(lines), tuple(secrets)) + "\n"

@@ -24,7 +24,12 @@ MAX_DETAILS = 20
 MAX_BODY_SCAN_BYTES = 64 * 1024
 
 REDACTED = "[redacted]"
-_KEY_PATTERN = re.compile(r"op_(?:live|test)_[A-Za-z0-9]{4,}")
+# The one rule for "anything key-shaped", used for every text that may reach a person, a log or
+# a model: the OnePin key prefixes with anything after them, whatever the case (a key pasted
+# into a setting that lower- or upper-cases its value is still a key). Broader than the form a
+# valid key has (`options.API_KEY_FORM`), on purpose: a key cut short or mistyped is still
+# most of a secret.
+KEY_SHAPED = re.compile(r"op_(?:live|test)_[A-Za-z0-9]{4,}", re.IGNORECASE)
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _HTML_TAG = re.compile(r"<[^>]+>")
 _WHITESPACE = re.compile(r"\s+")
@@ -183,7 +188,7 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, REDACTED)
-    return _KEY_PATTERN.sub(REDACTED, text)
+    return KEY_SHAPED.sub(REDACTED, text)
 
 
 def parse_error(

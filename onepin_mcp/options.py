@@ -16,6 +16,12 @@ A flag always wins over its environment twin; an empty environment variable coun
 | `--auth none\\|token\\|passthrough` | `ONEPIN_MCP_AUTH` | token when a token is set, else none |
 | (the token itself; never a flag) | `ONEPIN_MCP_HTTP_TOKEN` | none |
 | `--allowed-host NAME` (repeatable) | `ONEPIN_MCP_ALLOWED_HOSTS` (comma-separated) | none |
+| (seconds to send a request's headers; no flag) | `ONEPIN_MCP_HTTP_HEADER_TIMEOUT_S` | 10 |
+| (seconds between chunks of a body; no flag) | `ONEPIN_MCP_HTTP_BODY_TIMEOUT_S` | 30 |
+| `--max-sessions N` (open HTTP sessions in all) | `ONEPIN_MCP_MAX_SESSIONS` | 1000 |
+| `--max-sessions-per-key N` (passthrough) | `ONEPIN_MCP_MAX_SESSIONS_PER_KEY` | 16 |
+| `--session-idle-timeout SECONDS` | `ONEPIN_MCP_SESSION_IDLE_TIMEOUT_S` | 1800 |
+| `--key-check-ttl SECONDS` (passthrough) | `ONEPIN_MCP_KEY_CHECK_TTL_S` | 60 |
 | `--toolsets a,b` | `ONEPIN_MCP_TOOLSETS` | the default toolsets |
 | `--tools x,y` | `ONEPIN_MCP_TOOLS` | none |
 | `--exclude-tools x,y` | `ONEPIN_MCP_EXCLUDE_TOOLS` | none |
@@ -54,6 +60,19 @@ DEFAULT_PORT = 8000
 DEFAULT_SANDBOX_PORT = 8787
 # A shared secret guarding a server that holds an API key: short ones can be guessed.
 MIN_HTTP_TOKEN_CHARS = 16
+# How long an HTTP client may take to send a request's headers (all of them, from its first
+# byte: sending one byte at a time must not stretch it), and how long it may pause between
+# chunks of a body. Without them a connection that never finishes a request is held forever.
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_BODY_TIMEOUT_S = 30.0
+# HTTP sessions: how many may be open in all and per caller's key (passthrough), and how long a
+# Streamable HTTP session may go without a request before it is closed (the SDK's default).
+# Each open session holds a task and its buffers; one key should not be able to take them all.
+DEFAULT_MAX_SESSIONS = 1000
+DEFAULT_MAX_SESSIONS_PER_KEY = 16
+DEFAULT_SESSION_IDLE_TIMEOUT_S = 1800.0
+# Passthrough: how long OnePin's acceptance of a caller's key is trusted before it is asked again.
+DEFAULT_KEY_CHECK_TTL_S = 60.0
 
 ENV_TRANSPORT = "ONEPIN_MCP_TRANSPORT"
 ENV_HOST = "ONEPIN_MCP_HOST"
@@ -62,6 +81,12 @@ ENV_STATELESS = "ONEPIN_MCP_STATELESS"
 ENV_AUTH = "ONEPIN_MCP_AUTH"
 ENV_HTTP_TOKEN = "ONEPIN_MCP_HTTP_TOKEN"  # noqa: S105 - the variable's name, not a secret
 ENV_ALLOWED_HOSTS = "ONEPIN_MCP_ALLOWED_HOSTS"
+ENV_HEADER_TIMEOUT = "ONEPIN_MCP_HTTP_HEADER_TIMEOUT_S"
+ENV_BODY_TIMEOUT = "ONEPIN_MCP_HTTP_BODY_TIMEOUT_S"
+ENV_MAX_SESSIONS = "ONEPIN_MCP_MAX_SESSIONS"
+ENV_MAX_SESSIONS_PER_KEY = "ONEPIN_MCP_MAX_SESSIONS_PER_KEY"
+ENV_SESSION_IDLE_TIMEOUT = "ONEPIN_MCP_SESSION_IDLE_TIMEOUT_S"
+ENV_KEY_CHECK_TTL = "ONEPIN_MCP_KEY_CHECK_TTL_S"
 ENV_TOOLSETS = "ONEPIN_MCP_TOOLSETS"
 ENV_TOOLS = "ONEPIN_MCP_TOOLS"
 ENV_EXCLUDE_TOOLS = "ONEPIN_MCP_EXCLUDE_TOOLS"
@@ -84,6 +109,10 @@ _HTTP_FLAGS = {
     "stateless": "--stateless",
     "auth": "--auth",
     "allowed_hosts": "--allowed-host",
+    "max_sessions": "--max-sessions",
+    "max_sessions_per_key": "--max-sessions-per-key",
+    "session_idle_timeout_s": "--session-idle-timeout",
+    "key_check_ttl_s": "--key-check-ttl",
 }
 
 
@@ -109,6 +138,12 @@ class ServeOptions:
     http_token: str | None = field(default=None, repr=False)
     # Extra Host header values accepted on HTTP; ("*",) switches the Host/Origin check off.
     allowed_hosts: tuple[str, ...] = ()
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+    max_sessions: int = DEFAULT_MAX_SESSIONS
+    max_sessions_per_key: int = DEFAULT_MAX_SESSIONS_PER_KEY
+    session_idle_timeout_s: float = DEFAULT_SESSION_IDLE_TIMEOUT_S
+    key_check_ttl_s: float = DEFAULT_KEY_CHECK_TTL_S
     selection: ToolSelection = field(default_factory=ToolSelection)
     log_level: str = "info"
     sandbox: bool = False
@@ -202,6 +237,16 @@ def _credits(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"must be at least 1 (leave it unset for no cap): {text!r}"
         )
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
     return value
 
 
@@ -316,6 +361,41 @@ def _add_http(parser: argparse.ArgumentParser) -> None:
         help=f"a Host header to accept besides loopback names, e.g. mcp.example.com "
         f"(repeatable; env {ENV_ALLOWED_HOSTS}, comma-separated; '*' turns the Host/Origin "
         "check off, for use behind a proxy that checks it)",
+    )
+    sessions = parser.add_argument_group("HTTP sessions")
+    sessions.add_argument(
+        "--max-sessions",
+        type=_count,
+        default=argparse.SUPPRESS,
+        metavar="N",
+        help=f"open sessions allowed in all; more are refused with 503 (env {ENV_MAX_SESSIONS}; "
+        f"default {DEFAULT_MAX_SESSIONS})",
+    )
+    sessions.add_argument(
+        "--max-sessions-per-key",
+        type=_count,
+        default=argparse.SUPPRESS,
+        metavar="N",
+        help=f"passthrough: open sessions allowed per caller's key; more are refused with 429 "
+        f"(env {ENV_MAX_SESSIONS_PER_KEY}; default {DEFAULT_MAX_SESSIONS_PER_KEY})",
+    )
+    sessions.add_argument(
+        "--session-idle-timeout",
+        dest="session_idle_timeout_s",
+        type=_positive_float,
+        default=argparse.SUPPRESS,
+        metavar="SECONDS",
+        help=f"streamable-http: close a session after this long without a request (env "
+        f"{ENV_SESSION_IDLE_TIMEOUT}; default {DEFAULT_SESSION_IDLE_TIMEOUT_S:g})",
+    )
+    sessions.add_argument(
+        "--key-check-ttl",
+        dest="key_check_ttl_s",
+        type=_positive_float,
+        default=argparse.SUPPRESS,
+        metavar="SECONDS",
+        help=f"passthrough: how long OnePin's acceptance of a caller's key is kept before it "
+        f"is checked again (env {ENV_KEY_CHECK_TTL}; default {DEFAULT_KEY_CHECK_TTL_S:g})",
     )
 
 
@@ -516,6 +596,22 @@ def _serve_options(
         auth=auth,
         http_token=token if auth == "token" else None,
         allowed_hosts=_allowed_hosts(given, env),
+        header_timeout_s=_env_seconds(env, ENV_HEADER_TIMEOUT, DEFAULT_HEADER_TIMEOUT_S),
+        body_timeout_s=_env_seconds(env, ENV_BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT_S),
+        max_sessions=_count_option(
+            given, env, "max_sessions", ENV_MAX_SESSIONS, DEFAULT_MAX_SESSIONS
+        ),
+        max_sessions_per_key=_count_option(
+            given,
+            env,
+            "max_sessions_per_key",
+            ENV_MAX_SESSIONS_PER_KEY,
+            DEFAULT_MAX_SESSIONS_PER_KEY,
+        ),
+        session_idle_timeout_s=given.get("session_idle_timeout_s")
+        or _env_seconds(env, ENV_SESSION_IDLE_TIMEOUT, DEFAULT_SESSION_IDLE_TIMEOUT_S),
+        key_check_ttl_s=given.get("key_check_ttl_s")
+        or _env_seconds(env, ENV_KEY_CHECK_TTL, DEFAULT_KEY_CHECK_TTL_S),
         selection=selection,
         log_level=log_level,
         sandbox=sandbox,
@@ -600,6 +696,30 @@ def _env_port(env: Mapping[str, str]) -> int:
         return _port(raw)
     except argparse.ArgumentTypeError as exc:
         raise OptionsError(f"{ENV_PORT}: {exc}") from None
+
+
+def _env_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = _env(env, name)
+    if raw is None:
+        return default
+    try:
+        return _positive_float(raw)
+    except argparse.ArgumentTypeError as exc:
+        raise OptionsError(f"{name}: {exc} (a number of seconds)") from None
+
+
+def _count_option(
+    given: Mapping[str, Any], env: Mapping[str, str], dest: str, name: str, default: int
+) -> int:
+    if dest in given:
+        return int(given[dest])
+    raw = _env(env, name)
+    if raw is None:
+        return default
+    try:
+        return _count(raw)
+    except argparse.ArgumentTypeError as exc:
+        raise OptionsError(f"{name}: {exc}") from None
 
 
 def _names(values: Sequence[str]) -> tuple[str, ...]:

@@ -2,10 +2,10 @@
 
 A prompt calls nothing itself: it renders the user's arguments into one short, concrete message,
 so that getting a prompt never fails on OnePin and costs nothing. The arguments come from the
-person invoking the prompt, but they are still stripped of control and bidi characters and
-quoted, so a value can't pass for an instruction. `workflow_id` also accepts a workflow's name
-(clients without completion support leave people typing names): the plan then starts by finding
-the workflow with list_workflows.
+person invoking the prompt, but they still go through the one text cleaner (`onepin_mcp.text`:
+no invisible characters) and are quoted, so a value can't pass for an instruction. `workflow_id`
+also accepts a workflow's name (clients without completion support leave people typing names):
+the plan then starts by finding the workflow with list_workflows.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from mcp.server.mcpserver.prompts.base import Prompt
 from pydantic import Field
 
 from onepin_mcp.state import AppState
-from onepin_mcp.views import MAX_NAME_CHARS, clean_text
+from onepin_mcp.text import MAX_NAME_CHARS, clean_text
 
 _UUID: Final = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"

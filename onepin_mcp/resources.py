@@ -8,9 +8,9 @@ lifespan state and word failures with `failures.explain`, wrapping the text in a
 `ResourceError` (anything else: -32603).
 
 The JSON is the client's reading of OnePin, faithful to the API (its field names, nulls it sent)
-except that every string, keys included, is stripped of control and bidi characters: names,
-scripts and error texts are written by platform users, and a resource lands in a model's context
-as is. Strings are not capped here, so a definition read back stays whole.
+except that every string, keys included, goes through the one text cleaner (`onepin_mcp.text`):
+names, scripts and error texts are written by platform users, and a resource lands in a model's
+context as is. Strings are not capped here, so a definition read back stays whole.
 
 Completions offer workflow ids (by name or id prefix) and run ids (the chosen workflow's runs,
 newest first), for the resource templates and the prompts alike. MCP completion values are the
@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, TypeVar
 
 import anyio
+from mcp import MCPError
 from mcp.server import MCPServer, ServerRequestContext
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
@@ -34,17 +35,20 @@ from mcp.types import (
     CompleteRequestParams,
     CompleteResult,
     Completion,
+    InputRequiredResult,
     PromptReference,
+    ReadResourceRequestParams,
+    ReadResourceResult,
     ResourceTemplateReference,
 )
 from pydantic import BaseModel
 
 from onepin_mcp.client import OnePinClient
-from onepin_mcp.errors import OnePinAPIError, OnePinError, OnePinInputError
+from onepin_mcp.errors import OnePinAPIError, OnePinError, OnePinInputError, redact
 from onepin_mcp.failures import explain
 from onepin_mcp.prompts import PROMPT_ARGUMENTS
 from onepin_mcp.state import AppState
-from onepin_mcp.views import clean_text
+from onepin_mcp.text import MAX_NAME_CHARS, clean_text
 
 logger = logging.getLogger("onepin_mcp.resources")
 
@@ -108,6 +112,7 @@ def register_resources(server: MCPServer[AppState]) -> None:
         ),
         mime_type=JSON_MIME,
     )(read_run_steps)
+    _register_masked_read_errors(server)
     _register_completions(server)
 
 
@@ -139,6 +144,39 @@ async def read_run_steps(workflow_id: str, run_id: str, ctx: Context[AppState, A
     )
 
 
+def _register_masked_read_errors(server: MCPServer[AppState]) -> None:
+    """`resources/read` as the SDK serves it, with keys masked in its errors.
+
+    The SDK answers a failed read with the caller's URI twice, in the message ("Unknown
+    resource: <uri>") and as `data.uri`, and a key pasted into a URI would be echoed into the
+    transcript. Its handler is kept, wrapped: the error leaves with both masked.
+    """
+    read = server._handle_read_resource
+
+    async def read_masked(
+        request: ServerRequestContext[AppState, Any], params: ReadResourceRequestParams
+    ) -> ReadResourceResult | InputRequiredResult:
+        try:
+            return await read(request, params)
+        except MCPError as exc:
+            # Not chained: the original, unmasked text must not ride along to a traceback.
+            raise MCPError(exc.code, redact(exc.message), _masked(exc.data)) from None
+
+    server._lowlevel_server.add_request_handler(
+        "resources/read", ReadResourceRequestParams, read_masked
+    )
+
+
+def _masked(data: Any) -> Any:
+    if isinstance(data, str):
+        return redact(data)
+    if isinstance(data, dict):
+        return {key: _masked(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_masked(item) for item in data]
+    return data
+
+
 def _client(ctx: Context[AppState, Any]) -> OnePinClient:
     return ctx.request_context.lifespan_context.clients.client_for(ctx)
 
@@ -167,7 +205,7 @@ def _dump(model: BaseModel) -> Any:
 
 
 def clean_json(value: Any) -> Any:
-    """A JSON value with every string (keys too) stripped of control and bidi characters."""
+    """A JSON value with every string (keys too) through the one text cleaner, uncapped."""
     if isinstance(value, str):
         return clean_text(value, limit=sys.maxsize)
     if isinstance(value, dict):
@@ -283,6 +321,8 @@ def _no_values() -> Completion:
 
 
 def _completion(values: list[str], *, more: bool) -> Completion:
+    # Ids as OnePin sent them: text like any other, so cleaned too before a client offers them.
     return Completion(
-        values=values[:MAX_COMPLETIONS], has_more=more or len(values) > MAX_COMPLETIONS
+        values=[clean_text(value, MAX_NAME_CHARS) for value in values[:MAX_COMPLETIONS]],
+        has_more=more or len(values) > MAX_COMPLETIONS,
     )

@@ -17,12 +17,14 @@ Both protocol eras:
   announce are left out of the acknowledged filter (the protocol's way to say "not honored").
   Updates are published on the bus once per change and URI; the SDK fans them out.
 
-One watcher per run, whatever the number of subscribers, in either era: it polls with the client
-of the request that started it and sleeps on `AppState.clock`. Every subscription is checked
-first with one status request made with the subscriber's own client, so that a caller with its
-own key (HTTP passthrough) learns of a run it cannot see as an error, and never through a
-watcher someone else started. A run that is already terminal is accepted and never watched:
-it will not change.
+One watcher per run, whatever the number of subscribers, in either era: it sleeps on
+`AppState.clock` and polls with the client of a subscriber that is still subscribed (the
+earliest one left). Every subscription is checked first with one status request made with the
+subscriber's own client, so that a caller with its own key (HTTP passthrough) learns of a run it
+cannot see as an error, and never through a watcher someone else started. When the last
+subscriber using a key leaves, the watcher stops using that key: a caller who left has not
+agreed to have its key spent on others' behalf. A run that is already terminal is accepted and
+never watched: it will not change.
 
 Watchers belong to the lifespan: `register_subscriptions` wraps the server's lifespan so that
 each lifespan (one per process under HTTP, one per connection on stdio) gets its own
@@ -41,6 +43,7 @@ from weakref import WeakKeyDictionary
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 from mcp import MCPError
 from mcp.server import MCPServer, ServerRequestContext
 from mcp.server.connection import Connection
@@ -57,8 +60,9 @@ from mcp.types import (
 )
 
 from onepin_mcp.client import OnePinClient
-from onepin_mcp.errors import OnePinAPIError, OnePinError, OnePinInputError
+from onepin_mcp.errors import OnePinAPIError, OnePinError, OnePinInputError, redact
 from onepin_mcp.failures import explain
+from onepin_mcp.models import RunState
 from onepin_mcp.resources import RUN_URI
 from onepin_mcp.state import AppState, Clock
 from onepin_mcp.watch import PollSchedule, ProgressKey, follow_run, progress_key
@@ -106,7 +110,8 @@ class SubscriptionRefused(MCPError):
     """A subscription this server cannot honor: `-32602` with the URI, worded for the caller."""
 
     def __init__(self, uri: str, message: str) -> None:
-        super().__init__(INVALID_PARAMS, message, data={"uri": uri})
+        # The URI is the caller's text and may carry a key pasted into it: masked in both.
+        super().__init__(INVALID_PARAMS, redact(message), data={"uri": redact(uri)})
 
 
 def _not_a_run_uri(uri: str) -> SubscriptionRefused:
@@ -131,18 +136,33 @@ class CheckedRun:
 @dataclass(eq=False)
 class _Subscriber:
     uri: str
+    client: OnePinClient  # the subscriber's own: with HTTP passthrough, its caller's key
     connection: Connection | None  # None: a 2026 listen stream, reached through the bus
 
 
 @dataclass(eq=False)
 class _Watcher:
     run: RunRef
-    client: OnePinClient
     last: ProgressKey
     # Keyed by (owner, uri): the owner is a legacy Connection or a listen stream's token.
     subscribers: dict[tuple[object, str], _Subscriber] = field(default_factory=dict)
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     done: anyio.Event = field(default_factory=anyio.Event)
+
+    @property
+    def client(self) -> OnePinClient | None:
+        """The client polls go out with: the earliest subscriber's still here, else none."""
+        return next((s.client for s in self.subscribers.values()), None)
+
+    async def get_run_status(self, workflow_id: str, run_id: str) -> RunState:
+        # Chosen per poll, so that a subscriber who left stops lending its key at the next one.
+        client = self.client
+        if client is None:
+            # Only after the last subscriber left, which cancelled `scope`: stop here, quietly.
+            self.scope.cancel()
+            await anyio.lowlevel.checkpoint()
+            raise AssertionError("unreachable: the watcher's scope is cancelled")
+        return await client.get_run_status(workflow_id, run_id)
 
 
 class RunWatchers:
@@ -190,7 +210,9 @@ class RunWatchers:
             if missing:
                 raise SubscriptionRefused(uri, f"Cannot subscribe to {uri!r}: {reason}") from exc
             raise MCPError(
-                INTERNAL_ERROR, f"Cannot subscribe to {uri!r} now: {reason}", data={"uri": uri}
+                INTERNAL_ERROR,
+                redact(f"Cannot subscribe to {uri!r} now: {reason}"),
+                data={"uri": redact(uri)},
             ) from exc
         return CheckedRun(uri, run, progress_key(state), state.is_terminal)
 
@@ -213,11 +235,11 @@ class RunWatchers:
         if watcher is None:
             if self._tasks is None:
                 raise MCPError(INTERNAL_ERROR, "Run subscriptions are not available: shutting down")
-            watcher = _Watcher(run=checked.run, client=client, last=checked.baseline)
+            watcher = _Watcher(run=checked.run, last=checked.baseline)
             self._watchers[checked.run.key] = watcher
             self._tasks.start_soon(self._watch, watcher, name=f"watch {checked.uri}")
             logger.info("Watching run %s/%s", *checked.run.key)
-        watcher.subscribers[(owner, checked.uri)] = _Subscriber(checked.uri, connection)
+        watcher.subscribers[(owner, checked.uri)] = _Subscriber(checked.uri, client, connection)
 
     def remove(self, owner: object, uri: str) -> None:
         """End `owner`'s subscription to `uri` (nothing if it had none)."""
@@ -274,7 +296,7 @@ class RunWatchers:
                     try:
                         async with aclosing(
                             follow_run(
-                                watcher.client,
+                                watcher,
                                 run.workflow_id,
                                 run.run_id,
                                 clock=self._clock,
@@ -436,7 +458,9 @@ def register_subscriptions(
         wanted = params.notifications.resource_subscriptions or []
         uris = [uri for uri in dict.fromkeys(wanted) if parse_run_uri(uri) is not None]
         if len(uris) != len(set(wanted)):
-            logger.debug("Listen filter: not honoring %s", sorted(set(wanted) - set(uris)))
+            # The caller's URIs, masked at the source too: a key pasted into one is still a key.
+            refused = sorted(set(wanted) - set(uris))
+            logger.debug("Listen filter: not honoring %s", redact(str(refused)))
         honored = params.model_copy(
             update={
                 "notifications": params.notifications.model_copy(

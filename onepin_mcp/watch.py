@@ -21,7 +21,7 @@ import math
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from onepin_mcp.client import OnePinClient
 from onepin_mcp.models import RunState
@@ -31,6 +31,15 @@ if TYPE_CHECKING:
     from onepin_mcp.state import Clock
 
 ProgressKey = tuple[object, ...]
+
+
+class StatusReader(Protocol):
+    """What following a run needs of a client: its cheap status read. A `OnePinClient` is one;
+    a run watcher is another, which reads with whichever subscriber's client is current."""
+
+    async def get_run_status(self, workflow_id: str, run_id: str) -> RunState: ...
+
+
 OnProgress = Callable[[RunState], Awaitable[None]]
 
 
@@ -84,7 +93,7 @@ def progress_key(state: RunState) -> ProgressKey:
 
 
 async def _polls(
-    client: OnePinClient,
+    client: StatusReader,
     workflow_id: str,
     run_id: str,
     *,
@@ -119,7 +128,7 @@ async def _polls(
 
 
 async def follow_run(
-    client: OnePinClient,
+    client: StatusReader,
     workflow_id: str,
     run_id: str,
     *,

@@ -111,6 +111,7 @@ LAYERS: dict[str, int] = {
     "onepin_mcp.errors": 0,
     "onepin_mcp.models": 0,
     "onepin_mcp.serving": 0,
+    "onepin_mcp.text": 0,
     "onepin_mcp.client": 1,
     "onepin_mcp.failures": 2,
     "onepin_mcp.state": 2,
@@ -127,7 +128,9 @@ LAYERS: dict[str, int] = {
     "onepin_mcp.surface": 6,
     "onepin_mcp.options": 6,
     "onepin_mcp.doctor": 6,
+    "onepin_mcp.sessions": 6,
     "onepin_mcp.http": 7,
+    "onepin_mcp.stdio": 7,
     "onepin_mcp.__main__": 8,
 }
 

@@ -397,3 +397,85 @@ def test_the_sandbox_command_keeps_its_own_options_and_defaults() -> None:
 def test_the_sandbox_flag_and_speed_reach_the_serve_options() -> None:
     options = _serve("--sandbox", "--sandbox-speed", "4", "--log-level", "DEBUG")
     assert (options.sandbox, options.sandbox_speed, options.log_level) == (True, 4.0, "debug")
+
+
+# --- a key pasted into the wrong setting is never printed back ---------------------------------
+
+PASTED_KEY = "op_live_" + "Mn3" * 10 + "ab"
+# A secret of another form in ONEPIN_API_KEY: masked by its value, wherever it shows up.
+OTHER_FORM_SECRET = "sk-other-form-secret-0123456789"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        ((), {"ONEPIN_WORKSPACE_ID": PASTED_KEY}, "ONEPIN_WORKSPACE_ID"),
+        ((), {"ONEPIN_BASE_URL": PASTED_KEY}, "ONEPIN_BASE_URL"),
+        ((), {"ONEPIN_MCP_TOOLSETS": PASTED_KEY}, "toolset"),
+        ((), {"ONEPIN_MCP_TRANSPORT": PASTED_KEY}, "ONEPIN_MCP_TRANSPORT"),
+        ((), {"ONEPIN_MCP_LOG_LEVEL": PASTED_KEY}, "ONEPIN_MCP_LOG_LEVEL"),
+        ((), {"ONEPIN_MCP_CONFIRM": PASTED_KEY.upper()}, "ONEPIN_MCP_CONFIRM"),
+        ((), {"ONEPIN_MCP_MAX_RUN_CREDITS": PASTED_KEY}, "ONEPIN_MCP_MAX_RUN_CREDITS"),
+        (
+            ("--transport", "streamable-http"),
+            {"ONEPIN_MCP_PORT": PASTED_KEY},
+            "ONEPIN_MCP_PORT",
+        ),
+        (
+            ("--transport", "streamable-http"),
+            {"ONEPIN_MCP_ALLOWED_HOSTS": f"https://{PASTED_KEY}@example.com"},
+            "--allowed-host",
+        ),
+        (
+            ("--transport", "streamable-http"),
+            {"ONEPIN_MCP_HTTP_HEADER_TIMEOUT_S": PASTED_KEY},
+            "ONEPIN_MCP_HTTP_HEADER_TIMEOUT_S",
+        ),
+        (("--transport", PASTED_KEY), {}, "--transport"),
+        (("--tools", PASTED_KEY), {}, "tool"),
+        (
+            (),
+            {"ONEPIN_API_KEY": OTHER_FORM_SECRET, "ONEPIN_WORKSPACE_ID": OTHER_FORM_SECRET},
+            "ONEPIN_WORKSPACE_ID",
+        ),
+    ],
+    ids=[
+        "workspace-id",
+        "base-url",
+        "toolsets",
+        "transport",
+        "log-level",
+        "confirm-uppercased",
+        "max-run-credits",
+        "port",
+        "allowed-hosts",
+        "header-timeout",
+        "transport-flag",
+        "tools-flag",
+        "configured-secret-of-another-form",
+    ],
+)
+def test_a_key_in_any_setting_is_masked_in_the_startup_error(
+    tmp_path: Path, args: tuple[str, ...], env: dict[str, str], named: str
+) -> None:
+    done = _run(*args, env={"HOME": str(tmp_path), **env})
+    assert done.returncode == 2, done.stderr
+    assert named in done.stderr, done.stderr  # the error still says which setting is wrong
+    for secret in (PASTED_KEY, OTHER_FORM_SECRET):
+        assert secret.lower() not in done.stderr.lower(), done.stderr
+    assert done.stdout == ""
+
+
+def test_http_read_deadlines_default_to_10_and_30_seconds_and_come_from_the_environment() -> None:
+    http = ("--transport", "streamable-http")
+    assert (_serve(*http).header_timeout_s, _serve(*http).body_timeout_s) == (10.0, 30.0)
+    tuned = _serve(
+        *http, ONEPIN_MCP_HTTP_HEADER_TIMEOUT_S="2.5", ONEPIN_MCP_HTTP_BODY_TIMEOUT_S="60"
+    )
+    assert (tuned.header_timeout_s, tuned.body_timeout_s) == (2.5, 60.0)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "inf"])
+def test_a_read_deadline_that_is_not_a_positive_number_is_refused(value: str) -> None:
+    message = _refused("--transport", "streamable-http", ONEPIN_MCP_HTTP_BODY_TIMEOUT_S=value)
+    assert "ONEPIN_MCP_HTTP_BODY_TIMEOUT_S" in message

@@ -47,8 +47,8 @@ from .engine import (
     RunConflict,
     RunEngine,
 )
-from .faults import FaultMiddleware, FaultRules, new_request_id
-from .requestlog import RequestLog, RequestRecord, isoformat
+from .faults import FaultMiddleware, FaultRules, LateRequests, new_request_id
+from .requestlog import RequestLog, RequestRecord, isoformat, key_id_of
 from .store import (
     ALL_SCOPES,
     JSON,
@@ -67,7 +67,6 @@ API_KEY_FORMAT = re.compile(r"op_live_[A-Za-z0-9]{32}")
 DOWNLOAD_TTL = timedelta(minutes=15)
 FILES_PREFIX = "/files"  # outside /_sandbox on purpose: downloads are API traffic and are logged
 _FILES_BEFORE_PRUNING = 5000
-_KEY_ID_NAMESPACE = uuid.UUID("0c5e2f7a-91d4-4b3e-a8f6-2d7c1e9b4a30")
 _EMPTY_DEFINITION: JSON = {
     "graph": {"nodes": [], "edges": []},
     "execution": {"steps": [], "params": {}},
@@ -167,7 +166,7 @@ class KeyRing:
                 "Invalid or revoked API key.",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        return Caller(key=key, key_id=str(uuid.uuid5(_KEY_ID_NAMESPACE, key.key)))
+        return Caller(key=key, key_id=key_id_of(key.key))
 
 
 # --- query parsing -----------------------------------------------------------------------------
@@ -1331,6 +1330,8 @@ class Sandbox:
         # `reset()` may be called from a test's thread while uvicorn serves from another.
         self.lock = threading.RLock()
         self.faults = FaultRules()
+        # Requests a `late_s` fault accepted for later: the world's, so a reset forgets them.
+        self.late = LateRequests()
         self._log = RequestLog(now=self.clock.now)
         self.store = seed.build_store(self.clock.now())
         self.engine = RunEngine(self.store, seed.TRANSLATIONS)
@@ -1338,7 +1339,13 @@ class Sandbox:
         self.app = Starlette(
             routes=[*control_routes(self), *api.routes()],
             middleware=[
-                Middleware(FaultMiddleware, rules=self.faults, log=self._log, now=self.clock.now)
+                Middleware(
+                    FaultMiddleware,
+                    rules=self.faults,
+                    log=self._log,
+                    now=self.clock.now,
+                    late=self.late,
+                )
             ],
             exception_handlers={HTTPException: api.http_exception},
         )
@@ -1378,6 +1385,7 @@ class Sandbox:
             self.engine = RunEngine(self.store, seed.TRANSLATIONS)
             self._log.clear()
             self.faults.clear()
+            self.late.clear()
 
     def __repr__(self) -> str:
         return f"Sandbox(clock={self.clock!r}, runs={len(self.store.runs)})"

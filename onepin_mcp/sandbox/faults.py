@@ -16,9 +16,14 @@ JSON form of a rule (unknown keys are rejected)::
      "body": "malformed_json" | "html" | "empty",  # answer a broken body instead, request not
                                            # processed; status defaults to 200 (502 for html),
                                            # `retry_after` allowed
-     "slow_body_ms": 800}                  # the real response, its body dribbled out over that time
+     "slow_body_ms": 800,                  # the real response, its body dribbled out over that time
+     "late_s": 30}                         # processed only once sandbox time has moved on by 30 s,
+                                           # and never answered: the connection is held until the
+                                           # client gives up (a start that times out, then happens)
 
-Latencies are real time, not sandbox time: they exist to exercise a client's timeouts.
+Latencies are real time, not sandbox time: they exist to exercise a client's timeouts. A late
+request's delay is sandbox time, so that a test decides when it is processed (by advancing a
+manual clock); like a run's progress it happens lazily, on the first API request once it is due.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Annotated, Any, Final, Literal, Protocol
 
@@ -50,6 +55,9 @@ HTTP_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"
 
 MAX_DELAY_MS: Final = 600_000
 """Upper bound for latency_ms and slow_body_ms: ten minutes is longer than any client timeout."""
+
+MAX_LATE_S: Final = 86_400.0
+"""Upper bound for late_s, in sandbox seconds: a day."""
 
 SLOW_BODY_PIECES: Final = 5
 """How many pieces a slow body is cut into (fewer when the body is shorter than that)."""
@@ -101,6 +109,7 @@ class FaultRule(BaseModel):
     drop: Literal["before", "after"] | None = None
     body: Literal["malformed_json", "html", "empty"] | None = None
     slow_body_ms: Annotated[int, Field(strict=True, ge=1, le=MAX_DELAY_MS)] | None = None
+    late_s: Annotated[float, Field(strict=True, ge=0, le=MAX_LATE_S)] | None = None
 
     @field_validator("method")
     @classmethod
@@ -136,7 +145,14 @@ class FaultRule(BaseModel):
 
     @model_validator(mode="after")
     def _one_coherent_action(self) -> FaultRule:
-        if self.drop is not None:
+        if self.late_s is not None:
+            others = (self.status, self.body, self.slow_body_ms, self.drop, self.retry_after)
+            if any(other is not None for other in others):
+                raise ValueError(
+                    "late_s holds the request unanswered; it cannot be combined with status, "
+                    "body, slow_body_ms, drop or retry_after"
+                )
+        elif self.drop is not None:
             if self.status is not None or self.body is not None or self.slow_body_ms is not None:
                 raise ValueError("drop cannot be combined with status, body or slow_body_ms")
             if self.retry_after is not None:
@@ -151,7 +167,8 @@ class FaultRule(BaseModel):
             if self.status is None:
                 if self.latency_ms is None:
                     raise ValueError(
-                        "a fault needs an action: latency_ms, status, drop, body or slow_body_ms"
+                        "a fault needs an action: latency_ms, status, drop, body, slow_body_ms "
+                        "or late_s"
                     )
                 if self.retry_after is not None:
                     raise ValueError("retry_after needs a status or a body")
@@ -514,6 +531,74 @@ async def _discard(message: Message) -> None:
     """A `send` into which the response of a request that is about to be dropped goes."""
 
 
+# --- Processing a request late ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LateRequest:
+    """A request held back by a `late_s` fault: processed once sandbox time reaches `due`."""
+
+    due: datetime
+    scope: Scope
+    body: bytes
+
+
+class LateRequests:
+    """Requests accepted but not processed yet, oldest first.
+
+    Apart from the fault rules on purpose: clearing the rules (`DELETE /_sandbox/faults`) does
+    not take back a request the API has already accepted, as a real server's queue would not;
+    only a reset of the whole sandbox forgets them.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting: list[LateRequest] = []
+
+    def add(self, request: LateRequest) -> None:
+        with self._lock:
+            self._waiting.append(request)
+
+    def take_due(self, now: datetime) -> list[LateRequest]:
+        """Remove and return the requests due by `now`: each is taken exactly once, however
+        many requests arrive at the same moment."""
+        with self._lock:
+            due = [r for r in self._waiting if r.due <= now]
+            self._waiting = [r for r in self._waiting if r.due > now]
+            return due
+
+    def clear(self) -> None:
+        with self._lock:
+            self._waiting.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._waiting)
+
+
+async def _read_body(receive: _BodyTracker) -> bytes:
+    parts: list[bytes] = []
+    while not receive.complete:
+        message = await receive()
+        parts.append(message.get("body", b""))
+    return b"".join(parts)
+
+
+async def _process(app: ASGIApp, late: LateRequest) -> None:
+    """Run a held-back request through the API, its answer going nowhere: the client that sent
+    it gave up long ago."""
+    delivered = False
+
+    async def receive() -> Message:
+        nonlocal delivered
+        if delivered:
+            return {"type": "http.disconnect"}
+        delivered = True
+        return {"type": "http.request", "body": late.body, "more_body": False}
+
+    await app(dict(late.scope), receive, _discard)
+
+
 # --- The middleware --------------------------------------------------------------------------
 
 
@@ -525,8 +610,9 @@ class FaultMiddleware:
     reach the server untouched and the log sees faults as the client did. Wrapping a
     `Starlette` app from the outside is best; as a `Middleware` inside one it still works.
 
-    `now` stamps the error envelopes (defaults to the log's clock); `request_id` makes their
-    `meta.request_id` (defaults to a fresh ULID).
+    `now` stamps the error envelopes and times late requests (defaults to the log's clock);
+    `request_id` makes their `meta.request_id` (defaults to a fresh ULID); `late` holds the
+    requests a `late_s` fault held back (pass the sandbox's, so that a reset forgets them).
     """
 
     def __init__(
@@ -537,10 +623,12 @@ class FaultMiddleware:
         *,
         now: Callable[[], datetime] | None = None,
         request_id: Callable[[], str] | None = None,
+        late: LateRequests | None = None,
     ) -> None:
         self.app = app
         self.rules = rules
         self.log = log
+        self.late = late if late is not None else LateRequests()
         self._now = now or (log.now if log is not None else utc_now)
         self._request_id = request_id or (lambda: new_request_id(self._now()))
         self._entry: ASGIApp = (
@@ -554,6 +642,9 @@ class FaultMiddleware:
         if scope["type"] != "http" or is_control_path(scope["path"]):
             await self.app(scope, receive, send)
             return
+        # Held-back requests that are due go first, so that this request sees their effect.
+        for late in self.late.take_due(self._now()):
+            await _process(self.app, late)
         fault = self.rules.take(scope["method"], scope["path"])
         if fault is None:
             await self.app(scope, receive, send)
@@ -570,12 +661,30 @@ class FaultMiddleware:
             tracked = _BodyTracker(receive)
             await self.app(scope, tracked, _discard)
             await _drop_connection(fault, tracked, send)
+        elif rule.late_s is not None:
+            await self._hold(fault, rule.late_s, scope, receive, send)
         elif rule.slow_body_ms is not None:
             await self._respond_slowly(scope, receive, send, rule.slow_body_ms)
         elif rule.body is not None or rule.status is not None:
             await self._made_up_response(rule)(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+    async def _hold(
+        self, fault: Fault, late_s: float, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Accept the request for processing `late_s` sandbox seconds from now and answer
+        nothing: wait until the client gives up (in-process, its deadline cancels this wait),
+        and drop the connection of a client that waits longer than any timeout would."""
+        tracked = _BodyTracker(receive)
+        body = await _read_body(tracked)
+        due = self._now() + timedelta(seconds=late_s)
+        self.late.add(LateRequest(due, dict(scope), body))
+        with anyio.move_on_after(MAX_DELAY_MS / 1000):
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            return
+        await _drop_connection(fault, tracked, send)
 
     def _made_up_response(self, rule: FaultRule) -> Response:
         status = rule.response_status
@@ -633,6 +742,8 @@ __all__ = [
     "FaultRule",
     "FaultRuleError",
     "FaultRules",
+    "LateRequest",
+    "LateRequests",
     "error_envelope",
     "find_transport",
     "html_error_page",

@@ -14,6 +14,7 @@ inspection of the sandbox never shows up in what it inspects.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,6 +28,24 @@ CONTROL_PREFIX: Final = "/_sandbox"
 STATUS_NO_RESPONSE: Final = 0
 """Status of a request that ended without any response reaching the client: the connection was
 dropped by a fault, or the client went away before the response started."""
+
+
+# Key ids are derived from the key (as OnePin's `api_key_id` is stable per key), so that the log
+# and `auth/whoami` can say which key made a request without holding the key itself.
+_KEY_ID_NAMESPACE: Final = uuid.UUID("0c5e2f7a-91d4-4b3e-a8f6-2d7c1e9b4a30")
+
+
+def key_id_of(key: str) -> str:
+    """The `api_key_id` the sandbox reports for `key`."""
+    return str(uuid.uuid5(_KEY_ID_NAMESPACE, key))
+
+
+def _bearer_key_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, token = bytes(value).decode("latin-1").partition(" ")
+            return key_id_of(token.strip()) if scheme.lower() == "bearer" and token else None
+    return None
 
 
 def is_control_path(path: str) -> bool:
@@ -56,6 +75,9 @@ class RequestRecord:
     """The status the client received; `STATUS_NO_RESPONSE` (0) when it received no response."""
     time: datetime
     """When the request arrived, on the sandbox clock."""
+    key_id: str | None = None
+    """The id of the bearer key the request carried (`key_id_of`), whether or not it was
+    accepted; None without one. Tests use it to see whose key a server spent."""
 
     @property
     def dropped(self) -> bool:
@@ -69,6 +91,7 @@ class RequestRecord:
             "query": self.query,
             "status": self.status,
             "time": isoformat(self.time),
+            "key_id": self.key_id,
         }
 
 
@@ -180,5 +203,6 @@ class RequestLogMiddleware:
                     query=scope.get("query_string", b"").decode("latin-1"),
                     status=status if status is not None else outcome,
                     time=arrived,
+                    key_id=_bearer_key_id(scope),
                 )
             )

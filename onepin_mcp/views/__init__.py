@@ -2,16 +2,14 @@
 step, built from the API models. One module per toolset; the shared pieces live here.
 
 Text that comes from OnePin users (names, descriptions, scripts, error texts) is untrusted: it
-may carry control or bidirectional-override characters meant to hide or reorder what a model
-reads, or be long enough to flood a context. `clean_text` strips those characters and caps the
+may carry invisible characters meant to hide or reorder what a model reads, or be long enough to
+flood a context. `clean_text` (the one cleaner, in `onepin_mcp.text`) strips them and caps the
 length, and every view field holding such text goes through it.
 """
 
 from __future__ import annotations
 
 import functools
-import re
-import unicodedata
 from typing import Annotated
 
 from pydantic import (
@@ -22,20 +20,10 @@ from pydantic import (
     model_serializer,
 )
 
-MAX_TEXT_CHARS = 2000
-MAX_NAME_CHARS = 200
-
-# C0/C1 controls except tab and newline, and every bidi control (the Arabic letter mark,
-# left-to-right and right-to-left marks, embeddings, overrides, isolates).
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def clean_text(value: str, limit: int = MAX_TEXT_CHARS) -> str:
-    """Untrusted text made safe to show a model: no control or bidi characters, capped."""
-    text = _UNSAFE.sub("", unicodedata.normalize("NFC", value))
-    if len(text) > limit:
-        text = text[: limit - 1].rstrip() + "…"
-    return text
+# Re-exported: the views' callers have always found the cleaner and its caps here.
+from onepin_mcp.text import MAX_NAME_CHARS as MAX_NAME_CHARS
+from onepin_mcp.text import MAX_TEXT_CHARS as MAX_TEXT_CHARS
+from onepin_mcp.text import clean_text as clean_text
 
 
 def _clean_name(value: str) -> str:

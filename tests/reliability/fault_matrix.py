@@ -32,6 +32,13 @@ TRANSIENT_TIMES: Final = 2
 # The per-attempt deadline of the server under test, and the latency that overruns it.
 REQUEST_TIMEOUT_S: Final = 0.2
 RETRY_AFTER: Final = "1"
+# Sandbox seconds after which a `late_s` fault processes the request: within start_run's looks
+# for a lost start's run (10 s in all), and long after them.
+LATE_WITHIN_S: Final = 5
+LATE_AFTER_S: Final = 120
+# How far a start case moves the sandbox's clock before counting runs, so that a late request
+# has been processed by then: a run that appears after the answer still counts.
+SETTLE_S: Final = 600
 
 Expect = Literal["retried", "error", "recovered"]
 Kind = Literal["read", "resource", "wait", "start", "cancel"]
@@ -95,6 +102,22 @@ FAULTS: Final = (
         "slow_body",
         "slow body (1000 ms), timeout 0.2 s",
         {"slow_body_ms": 1000},
+        True,
+        "did not answer in time",
+    ),
+    # Processed after the client gave up: within start_run's own looks for the run, and after
+    # them (the run then appears only after the tool has answered).
+    Fault(
+        "late_5s",
+        f"processed {LATE_WITHIN_S} s late (sandbox time), never answered, timeout 0.2 s",
+        {"late_s": LATE_WITHIN_S},
+        True,
+        "did not answer in time",
+    ),
+    Fault(
+        "late_120s",
+        f"processed {LATE_AFTER_S} s late (sandbox time), never answered, timeout 0.2 s",
+        {"late_s": LATE_AFTER_S},
         True,
         "did not answer in time",
     ),
@@ -175,13 +198,26 @@ TARGETS: Final = (
 
 # start_run is sent once, never retried; after a lost answer (the request was processed) it
 # finds the run the start created and returns it, marked recovered.
-_START_RECOVERS: Final = frozenset({"drop_after", "slow_body"})
-# Words the agent reads when a start meets a fault, besides OnePin's own status and code.
+_START_RECOVERS: Final = frozenset({"drop_after", "slow_body", "late_5s"})
+# Faults after which OnePin creates the run only once start_run has answered.
+_START_CREATES_LATER: Final = frozenset({"late_120s"})
+# What the agent reads when a start meets a fault that leaves its outcome open (no answer, a 5xx,
+# an unreadable 2xx) and no run is found: never an invitation to start again.
+START_UNKNOWN: Final = "The outcome is unknown"
 _START_PHRASES: Final = {
-    "latency": "most likely did not happen",
-    "drop_before": "most likely did not happen",
-    "malformed_json": "Do not repeat the call",
-    "empty": "Do not repeat the call",
+    key: START_UNKNOWN
+    for key in (
+        "latency",
+        "500",
+        "502",
+        "503",
+        "504",
+        "drop_before",
+        "malformed_json",
+        "html",
+        "empty",
+        "late_120s",
+    )
 }
 # A cancel that persistently loses its answers may have been processed: said so.
 _CANCEL_PHRASES: Final = {
@@ -189,6 +225,8 @@ _CANCEL_PHRASES: Final = {
     "drop_before": "may have been processed",
     "drop_after": "may have been processed",
     "slow_body": "may have been processed",
+    "late_5s": "may have been processed",
+    "late_120s": "may have been processed",
 }
 
 
@@ -239,7 +277,10 @@ class Case:
 
     @property
     def runs_created(self) -> int:
-        return 1 if self.expect == "recovered" else 0
+        """Runs of the workflow counted once the sandbox has settled (see SETTLE_S)."""
+        if self.target.kind != "start":
+            return 0
+        return 1 if self.expect == "recovered" or self.fault.key in _START_CREATES_LATER else 0
 
     @property
     def phrase(self) -> str:
@@ -347,10 +388,14 @@ then the API answers normally) and until cleared (persistent). The server's per-
 - *clear error*: a `ToolError` (for the resource, an MCP error) whose text gives the status and
   OnePin's code, or what went wrong on the wire, and the next step; never "Error executing tool".
   A 500 is not retried (it usually means a bug that a repeat would only repeat).
-- *not duplicated*: `start_run` sends exactly one POST (never retried) and creates at most one run;
-  `cancel_run` is idempotent and retried like a read, and creates nothing.
-- *recovered*: the start's answer was lost after OnePin processed it; the tool finds the run it
-  created and returns it marked `recovered`, so the agent does not start it again.
+- *not duplicated*: `start_run` sends exactly one POST (never retried) and creates at most one run,
+  counted after moving the sandbox's clock on by 10 minutes so that a request processed late has
+  been processed; `cancel_run` is idempotent and retried like a read, and creates nothing.
+- *recovered*: the start's answer was lost after OnePin processed it (or OnePin processed it after
+  the client gave up, within the tool's 10 s of looking again); the tool finds the run it created
+  by OnePin's run numbers, not by any clock, and returns it marked `recovered`, so the agent does
+  not start it again. When no run is found the answer says the outcome is unknown, when to check
+  `list_runs` again and how to tell the run, and never invites another `start_run`.
 - *next call works*: after each case the faults are cleared and the same call is made again
   (`start_run` on another workflow); it must succeed, on the same server.
 """

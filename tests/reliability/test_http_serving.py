@@ -39,7 +39,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning
 from pydantic import SecretStr
 
 from onepin_mcp.config import Settings
-from onepin_mcp.http import build_app, passthrough_clients
+from onepin_mcp.http import KeyCheck, build_app, passthrough_clients
 from onepin_mcp.options import ServeOptions
 from onepin_mcp.sandbox import Sandbox, seed
 from onepin_mcp.server import OnePinServer, create_server
@@ -203,7 +203,8 @@ async def passthrough_url() -> AsyncIterator[str]:
         _sandbox_settings(sandbox), clients=passthrough_clients(transport=sandbox.transport())
     )
     options = ServeOptions(transport="streamable-http", port=0, auth="passthrough")
-    async with served_in_process(server, options) as url:
+    keys = KeyCheck(_sandbox_settings(sandbox), transport=sandbox.transport())
+    async with served_in_process(server, options, keys=keys) as url:
         yield url
 
 
@@ -443,13 +444,16 @@ class ParkedClock:
 
 @contextlib.asynccontextmanager
 async def served_in_process(
-    server: OnePinServer, options: ServeOptions | None = None
+    server: OnePinServer, options: ServeOptions | None = None, *, keys: KeyCheck | None = None
 ) -> AsyncIterator[str]:
     """The server's real HTTP app under uvicorn, in this event loop; yields the MCP URL."""
     options = options or ServeOptions(transport="streamable-http", port=0)
     sock = bind("127.0.0.1", 0)
     config = uvicorn.Config(
-        build_app(server, options), log_config=None, lifespan="on", timeout_graceful_shutdown=1
+        build_app(server, options, keys=keys),
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=1,
     )
     web = uvicorn.Server(config)
     try:

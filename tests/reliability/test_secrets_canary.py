@@ -619,6 +619,60 @@ def test_the_doctor_command_never_prints_the_canary(
     scan.assert_clean(at_least=4)
 
 
+# Settings a key gets pasted into by mistake; each one's error quotes the value it refuses.
+MISPLACED = ("ONEPIN_WORKSPACE_ID", "ONEPIN_BASE_URL", "ONEPIN_MCP_TOOLSETS", "ONEPIN_MCP_CONFIRM")
+
+
+def test_the_canary_pasted_into_another_setting_is_never_printed(
+    tmp_path: Path, scan: Scan
+) -> None:
+    for name in MISPLACED:
+        for args, codes in ((("--log-level", "debug"), {2}), (("doctor",), {1, 2})):
+            done = subprocess.run(
+                command(*args),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                env=child_env(tmp_path, {name: CANARY}),
+                cwd=REPO,
+                timeout=DEADLINE_S,
+                check=False,
+            )
+            scan.add(f"{args[0]} with the canary in {name}: stdout", done.stdout)
+            scan.add(f"{args[0]} with the canary in {name}: stderr", done.stderr)
+            assert done.returncode in codes, done.stdout + done.stderr
+    scan.assert_clean(at_least=4 * len(MISPLACED))
+
+
+async def test_the_canary_in_a_resource_uri_or_an_argument_stays_out_of_errors_and_logs(
+    tmp_path: Path, scan: Scan
+) -> None:
+    log = tmp_path / "stderr.txt"
+    params = StdioServerParameters(
+        command="/bin/sh",
+        args=[
+            "-c",
+            'exec "$0" -m onepin_mcp --sandbox --log-level debug 2>"$1"',
+            sys.executable,
+            str(log),
+        ],
+        env=child_env(tmp_path),
+        cwd=REPO,
+    )
+    with anyio.fail_after(DEADLINE_S):
+        async with Client(params, read_timeout_seconds=30) as client:
+            for uri in (f"onepin://workflows/{CANARY}", f"onepin://other/{CANARY}"):
+                with pytest.raises(MCPError) as refused:
+                    await client.read_resource(uri)
+                scan.add(f"read {uri[:18]}… error", refused.value.error.model_dump_json())
+            found = await client.call_tool("list_workflows", {"search": CANARY})
+            scan.add("list_workflows searching for the canary", found.model_dump_json())
+    stderr = log.read_text(encoding="utf-8")
+    assert "HTTP Request: GET" in stderr, "httpx did not log its requests: the test proves less"
+    scan.add("stdio stderr at debug", stderr)
+    scan.assert_clean(at_least=4)
+
+
 # Faults a real OnePin process answers with, one per call, on routes the client does not retry
 # (so no real back-off is waited for): (tool, arguments, fault rule, text the agent reads).
 PROCESS_FAULTS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
@@ -780,7 +834,11 @@ async def test_passthrough_keeps_the_callers_canary_out_of_every_output(
     try:
         with anyio.fail_after(DEADLINE_S):
             async with (
-                httpx2.AsyncClient(headers={"Authorization": f"Bearer {CANARY}"}) as http,
+                # A call may take over 10 s (start_run looks again for a lost start's run):
+                # httpx's default 5 s read timeout would cut it off.
+                httpx2.AsyncClient(
+                    headers={"Authorization": f"Bearer {CANARY}"}, timeout=30
+                ) as http,
                 Client(
                     streamable_http_client(served.url, http_client=http),
                     message_handler=notes.message,

@@ -11,7 +11,7 @@ import re
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import anyio
@@ -30,6 +30,7 @@ from onepin_mcp.sandbox.faults import (
     FaultRule,
     FaultRuleError,
     FaultRules,
+    LateRequests,
     find_transport,
     parse_fault_rules,
 )
@@ -153,6 +154,10 @@ def test_a_rules_json_form_keeps_selectors_and_only_the_actions_that_are_set() -
         ({"path": RUNS, "drop": "before", "status": 503}, []),
         ({"path": RUNS, "slow_body_ms": 100, "body": "html"}, []),
         ({"path": RUNS, "latency_ms": 10, "retry_after": "1"}, []),
+        ({"path": RUNS, "late_s": -1}, ["late_s"]),
+        ({"path": RUNS, "late_s": "30"}, ["late_s"]),
+        ({"path": RUNS, "late_s": 30, "status": 503}, []),
+        ({"path": RUNS, "late_s": 30, "drop": "after"}, []),
     ],
 )
 def test_malformed_rules_are_refused_with_the_offending_field(
@@ -444,6 +449,49 @@ async def test_drop_after_processes_the_request_before_the_connection_goes() -> 
         after = await client.get(RUNS)
     assert runs == ["kept"]
     assert after.json() == {"data": ["kept"]}
+
+
+class Time:
+    """Sandbox time for the middleware, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+async def test_a_late_request_is_never_answered_and_is_processed_once_sandbox_time_is_due() -> None:
+    rules, late, time = FaultRules(), LateRequests(), Time()
+    rules.add({"method": "POST", "path": RUNS, "late_s": 30})
+    api, runs = tiny_api()
+    app = FaultMiddleware(api, rules, now=lambda: time.now, late=late)
+    async with client_for(app) as client:
+        with anyio.move_on_after(0.2) as gave_up:  # the client's timeout
+            await client.post(RUNS, json={"name": "late"})
+        assert gave_up.cancelled_caught
+        assert len(late) == 1
+        rules.clear()  # the API already accepted it: clearing the rules doesn't take it back
+        time.advance(29)
+        assert (await client.get(RUNS)).json() == {"data": []}
+        time.advance(1)
+        assert (await client.get(RUNS)).json() == {"data": ["late"]}
+        assert (await client.get(RUNS)).json() == {"data": ["late"]}  # processed once
+    assert runs == ["late"]
+    assert len(late) == 0
+
+
+async def test_late_requests_forgotten_by_a_reset_are_never_processed() -> None:
+    rules, late, time = FaultRules(), LateRequests(), Time()
+    rules.add({"method": "POST", "path": RUNS, "late_s": 0})
+    api, runs = tiny_api()
+    app = FaultMiddleware(api, rules, now=lambda: time.now, late=late)
+    async with client_for(app) as client:
+        with anyio.move_on_after(0.2):
+            await client.post(RUNS, json={"name": "forgotten"})
+        late.clear()
+        assert (await client.get(RUNS)).json() == {"data": []}
+    assert runs == []
 
 
 async def test_faults_also_apply_when_installed_as_starlette_middleware() -> None:

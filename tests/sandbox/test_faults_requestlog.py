@@ -16,12 +16,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from onepin_mcp.sandbox import Sandbox
 from onepin_mcp.sandbox.faults import FaultMiddleware, FaultRules
 from onepin_mcp.sandbox.requestlog import (
     STATUS_NO_RESPONSE,
     RequestLog,
     RequestLogMiddleware,
     RequestRecord,
+    key_id_of,
 )
 from onepin_mcp.sandbox.transport import SandboxTransport
 
@@ -131,8 +133,21 @@ def test_a_record_has_the_json_form_of_the_control_api() -> None:
         "query": "limit=5",
         "status": 0,
         "time": "2026-03-12T09:00:00Z",
+        "key_id": None,
     }
     assert entry.dropped
+
+
+async def test_a_record_names_the_key_a_request_carried_by_its_id_never_the_key() -> None:
+    sandbox = Sandbox(manual_clock=True)
+    key = sandbox.example_key
+    async with httpx.AsyncClient(transport=sandbox.transport(), base_url="http://sandbox") as http:
+        await http.get("/api/v1/auth/whoami", headers={"Authorization": f"Bearer {key}"})
+        await http.get("/api/v1/auth/whoami")
+    with_key, without = sandbox.requests.snapshot()
+    assert with_key.key_id == key_id_of(key)
+    assert without.key_id is None
+    assert key not in str(with_key.to_json())
 
 
 def test_appends_from_many_threads_are_all_kept() -> None:

@@ -10,6 +10,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta, timezone
 
 import anyio
 import anyio.abc
@@ -23,7 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from onepin_mcp.sandbox.faults import FaultMiddleware, FaultRules
+from onepin_mcp.sandbox.faults import FaultMiddleware, FaultRules, LateRequests
 from onepin_mcp.sandbox.requestlog import STATUS_NO_RESPONSE, RequestLog
 
 pytestmark = pytest.mark.anyio
@@ -112,6 +113,25 @@ async def test_drop_after_over_a_socket_changes_state_and_the_client_sees_no_res
             after = await client.get(url + RUNS)
     assert runs == ["kept"]
     assert after.json() == {"data": ["kept"]}
+
+
+async def test_a_late_request_over_a_socket_outlives_the_client_that_gave_up_on_it() -> None:
+    # The client's read timeout fires and it closes the connection; the sandbox still holds the
+    # request, and processes it on the first request once its (sandbox) time is due.
+    rules, late = FaultRules(), LateRequests()
+    now = [datetime(2026, 3, 12, 9, 0, tzinfo=timezone.utc)]
+    rules.add({"method": "POST", "path": RUNS, "late_s": 10})
+    api, runs = tiny_api()
+    app = FaultMiddleware(api, rules, now=lambda: now[0], late=late)
+    with anyio.fail_after(20):
+        async with serving(app) as url, httpx.AsyncClient(timeout=0.2) as client:
+            with pytest.raises(httpx.ReadTimeout):
+                await client.post(url + RUNS, json={"name": "late"})
+            assert (await client.get(url + RUNS)).json() == {"data": []}
+            now[0] += timedelta(seconds=10)
+            after = await client.get(url + RUNS)
+    assert after.json() == {"data": ["late"]}
+    assert runs == ["late"]
 
 
 @pytest.mark.parametrize("when", ["before", "after"])

@@ -3,19 +3,32 @@ against the budget cap and the balance first, and optionally waited on for a sho
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+import re
+from collections.abc import Awaitable, Callable
 
 import anyio
 import pytest
 from mcp import Client
+from mcp.types import CallToolResult
 
 from onepin_mcp.client import OnePinClient
+from onepin_mcp.config import Settings
 from onepin_mcp.models import RunListItem
 from onepin_mcp.sandbox import Sandbox, seed
+from onepin_mcp.selection import ToolSelection
+from onepin_mcp.server import OnePinServer, create_server
 from onepin_mcp.state import WritePolicy
-from onepin_mcp.tools.run_control import pick_started
+from onepin_mcp.tools.run_control import RunsBefore
+from tests.support.advice import invites_a_second_start
 
-from .conftest import ServerFactory, error_text, sandbox_settings, structured
+from .conftest import (
+    NO_WAIT_RETRY,
+    SandboxClock,
+    ServerFactory,
+    error_text,
+    sandbox_settings,
+    structured,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -31,9 +44,44 @@ def posts_to(sandbox: Sandbox, path: str) -> int:
     return sum(1 for r in sandbox.requests if r.method == "POST" and r.path == path)
 
 
-async def call(client: Client, tool: str, arguments: dict[str, object]) -> object:
+async def call(client: Client, tool: str, arguments: dict[str, object]) -> CallToolResult:
     with anyio.fail_after(REAL_BOUND_S):
         return await client.call_tool(tool, arguments)
+
+
+class SkewedClock(SandboxClock):
+    """The server's clock, `skew_s` off OnePin's: a host whose clock is wrong."""
+
+    def __init__(self, sandbox: Sandbox, skew_s: float) -> None:
+        super().__init__(sandbox)
+        self.skew_s = skew_s
+
+    def now(self) -> float:
+        return super().now() + self.skew_s
+
+
+class HookedClock(SandboxClock):
+    """A clock that lets something happen at OnePin while the server sleeps."""
+
+    def __init__(self, sandbox: Sandbox, meanwhile: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(sandbox)
+        self.meanwhile = meanwhile
+
+    async def sleep(self, seconds: float) -> None:
+        await self.meanwhile()
+        await super().sleep(seconds)
+
+
+def server_on(
+    sandbox: Sandbox, clock: SandboxClock, settings: Settings | None = None
+) -> OnePinServer:
+    return create_server(
+        settings or sandbox_settings(sandbox),
+        selection=ToolSelection(),
+        transport=sandbox.transport(),
+        retry=NO_WAIT_RETRY,
+        clock=clock,
+    )
 
 
 # --- at most once -------------------------------------------------------------------------------
@@ -59,24 +107,114 @@ async def test_a_start_whose_answer_is_dropped_returns_the_run_it_created_marked
     assert run["status"] == "pending"
 
 
-async def test_a_start_dropped_before_processing_creates_nothing_and_says_to_check_list_runs(
+@pytest.mark.parametrize("skew_s", [-600.0, 600.0], ids=["host-10-min-behind", "host-10-min-ahead"])
+async def test_a_lost_start_is_recovered_whatever_the_host_clock_says(
+    mode: str, api: OnePinClient, sandbox: Sandbox, skew_s: float
+) -> None:
+    # The server's clock is ten minutes off OnePin's: the run is told apart by OnePin's run
+    # numbers and ids, so recovery doesn't depend on the two clocks agreeing.
+    before = await api.list_runs(COMPLETES)
+    sandbox.faults.add({**ANY_START, "drop": "after"})
+
+    server = server_on(sandbox, SkewedClock(sandbox, skew_s))
+    async with Client(server, mode=mode) as client:
+        run = structured(await call(client, "start_run", {"workflow_id": COMPLETES}))
+
+    assert run["recovered"] is True
+    assert run["run_number"] == max(r.run_number or 0 for r in before.items) + 1
+    after = await api.list_runs(COMPLETES)
+    assert (after.total or 0) == (before.total or 0) + 1
+    assert after.items[0].id == run["id"]
+
+
+async def test_a_start_processed_after_the_client_gave_up_is_found_by_looking_again(
+    make_server: ServerFactory, mode: str, api: OnePinClient, sandbox: Sandbox
+) -> None:
+    # OnePin takes the request, the client's attempt times out, and the run is created 5 s
+    # later: the first look finds nothing, a later one (the clock's sleeps move OnePin's time)
+    # finds the run.
+    settings = sandbox_settings(sandbox, request_timeout_s=0.2)
+    before = (await api.list_runs(COMPLETES)).total or 0
+    sandbox.faults.add({**ANY_START, "late_s": 5})
+
+    async with Client(make_server(settings=settings), mode=mode) as client:
+        run = structured(await call(client, "start_run", {"workflow_id": COMPLETES}))
+
+    assert run["recovered"] is True
+    after = await api.list_runs(COMPLETES)
+    assert (after.total or 0) == before + 1
+    assert after.items[0].id == run["id"]
+    assert posts_to(sandbox, RUNS_PATH) == 1
+
+
+@pytest.mark.parametrize("late_s", [5, 30, 120, None], ids=lambda s: f"late-{s}")
+async def test_an_agent_that_follows_every_piece_of_advice_literally_gets_exactly_one_run(
+    make_server: ServerFactory, mode: str, api: OnePinClient, sandbox: Sandbox, late_s: int | None
+) -> None:
+    # The start times out at the client; OnePin creates the run `late_s` seconds later (within
+    # the server's own looks, within the wait it advises, after it, or never: None drops the
+    # request unprocessed). The agent does exactly what each answer says: waits and calls
+    # list_runs when told, and calls start_run again whenever an answer invites it to.
+    settings = sandbox_settings(sandbox, request_timeout_s=0.2)
+    highest = max(r.run_number or 0 for r in (await api.list_runs(COMPLETES)).items)
+    before = (await api.list_runs(COMPLETES)).total or 0
+    fault = {"late_s": late_s} if late_s is not None else {"drop": "before"}
+    sandbox.faults.add({**ANY_START, **fault})
+
+    async with Client(make_server(settings=settings), mode=mode) as client:
+        result = await call(client, "start_run", {"workflow_id": COMPLETES})
+        starts = 1
+        text = error_text(result) if result.is_error else ""
+        found = not result.is_error or await follow_list_runs_advice(client, sandbox, text, highest)
+        if not found and invites_a_second_start(text):
+            starts += 1
+            await call(client, "start_run", {"workflow_id": COMPLETES})
+
+    sandbox.advance(3600)  # long after any late request; the next read processes it
+    created = ((await api.list_runs(COMPLETES)).total or 0) - before
+    assert created == (0 if late_s is None else 1), text
+    assert starts == 1, text
+    if result.is_error:
+        assert "The outcome is unknown" in text
+        assert f"numbered above #{highest} is this start's run" in text
+    else:
+        assert structured(result)["recovered"] is True
+
+
+async def follow_list_runs_advice(
+    client: Client, sandbox: Sandbox, text: str, highest: int
+) -> bool:
+    """Do what the answer says about list_runs (wait first if it says how long); return
+    whether a run numbered above the highest before the start is listed."""
+    if "list_runs" not in text:
+        return False
+    advised = re.search(r"list_runs with workflow_id=\S+ in (\d+) s", text)
+    if advised is not None:
+        sandbox.advance(float(advised.group(1)))
+    listed = structured(await call(client, "list_runs", {"workflow_id": COMPLETES}))
+    return any((row.get("run_number") or 0) > highest for row in listed["items"])
+
+
+async def test_a_start_dropped_before_processing_is_reported_unknown_without_inviting_another(
     make_server: ServerFactory, mode: str, api: OnePinClient, sandbox: Sandbox
 ) -> None:
     before = (await api.list_runs(COMPLETES)).total or 0
     sandbox.faults.add({**ANY_START, "drop": "before"})
 
     async with Client(make_server(), mode=mode) as client:
-        with anyio.fail_after(REAL_BOUND_S):
-            result = await client.call_tool("start_run", {"workflow_id": COMPLETES})
+        result = await call(client, "start_run", {"workflow_id": COMPLETES})
 
     text = error_text(result)
-    assert "most likely did not happen" in text
-    assert f"list_runs with workflow_id={COMPLETES}" in text
+    assert text.startswith("The connection to OnePin was lost before it answered start_run")
+    assert "after 10 s of looking" in text
+    assert "The outcome is unknown" in text
+    assert f"list_runs with workflow_id={COMPLETES} in 60 s" in text
+    assert not invites_a_second_start(text), text
     assert posts_to(sandbox, RUNS_PATH) == 1
     assert (await api.list_runs(COMPLETES)).total == before
 
 
-async def test_a_start_that_times_out_before_onepin_handles_it_is_reported_as_not_started(
+async def test_a_start_that_times_out_before_onepin_handles_it_is_reported_as_unknown(
     make_server: ServerFactory, mode: str, api: OnePinClient, sandbox: Sandbox
 ) -> None:
     # In process, the client's deadline cancels the request while the fault's latency holds it,
@@ -86,12 +224,32 @@ async def test_a_start_that_times_out_before_onepin_handles_it_is_reported_as_no
     sandbox.faults.add({**ANY_START, "latency_ms": 5000})
 
     async with Client(make_server(settings=settings), mode=mode) as client:
-        with anyio.fail_after(REAL_BOUND_S):
-            result = await client.call_tool("start_run", {"workflow_id": COMPLETES})
+        result = await call(client, "start_run", {"workflow_id": COMPLETES})
 
     text = error_text(result)
     assert text.startswith("OnePin did not answer start_run in time")
-    assert "most likely did not happen" in text
+    assert "The outcome is unknown" in text
+    assert not invites_a_second_start(text), text
+    assert (await api.list_runs(COMPLETES)).total == before
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_a_server_error_to_a_start_is_treated_as_a_lost_answer(
+    make_server: ServerFactory, mode: str, api: OnePinClient, sandbox: Sandbox, status: int
+) -> None:
+    # A gateway's 502/504 or OnePin's own 500 doesn't say whether the run was created: the
+    # run is looked for, and the answer never calls another start safe.
+    before = (await api.list_runs(COMPLETES)).total or 0
+    sandbox.faults.add({**ANY_START, "status": status})
+
+    async with Client(make_server(), mode=mode) as client:
+        result = await call(client, "start_run", {"workflow_id": COMPLETES})
+
+    text = error_text(result)
+    assert text.startswith(f"OnePin answered {status} ")
+    assert "does not say whether the run was started" in text
+    assert "The outcome is unknown" in text
+    assert not invites_a_second_start(text), text
     assert (await api.list_runs(COMPLETES)).total == before
 
 
@@ -104,8 +262,7 @@ async def test_a_start_handled_but_answered_after_the_timeout_is_recovered(
     sandbox.faults.add({**ANY_START, "slow_body_ms": 5000})
 
     async with Client(make_server(settings=settings), mode=mode) as client:
-        with anyio.fail_after(REAL_BOUND_S):
-            run = structured(await client.call_tool("start_run", {"workflow_id": COMPLETES}))
+        run = structured(await call(client, "start_run", {"workflow_id": COMPLETES}))
 
     assert run["recovered"] is True
     after = await api.list_runs(COMPLETES)
@@ -123,35 +280,82 @@ async def test_a_lost_answer_does_not_claim_a_run_that_was_already_active_before
     sandbox.faults.add({**ANY_START, "drop": "after"})
 
     async with Client(make_server(), mode=mode) as client:
-        with anyio.fail_after(REAL_BOUND_S):
-            result = await client.call_tool("start_run", {"workflow_id": workflow})
+        result = await call(client, "start_run", {"workflow_id": workflow})
 
     text = error_text(result)
     assert f"{seed.RUN_PAUSED_ID} (run #" in text
-    assert "was already active, so OnePin most likely refused this start" in text
+    assert "was already active before this start and still is" in text
+    assert "so OnePin most likely refused this start" in text
     assert "resume_run" in text
+    assert not invites_a_second_start(text), text
     active = await api.list_runs(workflow, status=["pending", "running", "paused"])
     assert [r.id for r in active.items] == [seed.RUN_PAUSED_ID]
 
 
-def _row(run_id: str, created_at: datetime | None, status: str = "completed") -> RunListItem:
-    return RunListItem.model_validate({"id": run_id, "status": status, "created_at": created_at})
+async def test_a_lost_start_whose_runs_could_not_be_read_beforehand_claims_nothing(
+    make_server: ServerFactory, mode: str, api: OnePinClient, sandbox: Sandbox
+) -> None:
+    # Listing the runs fails (every retry), so there is no picture from before the start; the
+    # start itself goes through but its answer is lost. The new run can't be told from the old
+    # ones by OnePin's data, so none is claimed, and no second start is invited.
+    sandbox.faults.add({"method": "GET", "path": RUNS_PATH, "status": 503, "times": None})
+    sandbox.faults.add({**ANY_START, "drop": "after"})
+
+    async with Client(make_server(), mode=mode) as client:
+        result = await call(client, "start_run", {"workflow_id": COMPLETES})
+
+    text = error_text(result)
+    assert "could not be read just before it was sent" in text
+    assert "the outcome is unknown" in text
+    assert not invites_a_second_start(text), text
+    assert posts_to(sandbox, RUNS_PATH) == 1
 
 
-def test_the_started_run_is_the_newest_created_within_the_window_whatever_its_status() -> None:
-    sent = datetime(2026, 3, 12, 9, 0, tzinfo=timezone.utc)
-    window = (sent - timedelta(seconds=30), sent + timedelta(seconds=5))
-    runs = [
-        _row("old", sent - timedelta(minutes=5)),
-        _row("ours", sent + timedelta(seconds=1), status="completed"),
-        _row("undated", None),
-        _row("earlier-in-window", sent - timedelta(seconds=10), status="failed"),
+async def test_when_two_new_runs_appear_after_a_lost_start_both_are_listed_and_neither_claimed(
+    mode: str, api: OnePinClient, sandbox: Sandbox
+) -> None:
+    # Our start is processed 1 s late; just before that, while the server waits to look again,
+    # another caller starts a run of the same workflow and cancels it. The next look sees two
+    # new runs, and which is ours can't be told.
+    other: list[str] = []
+
+    async def another_caller_starts_and_cancels() -> None:
+        if not other:
+            run = await api.start_run(COMPLETES)
+            await api.cancel_run(COMPLETES, run.id)
+            other.append(run.id)
+
+    settings = sandbox_settings(sandbox, request_timeout_s=0.2)
+    sandbox.faults.add({**ANY_START, "late_s": 1})
+    server = server_on(sandbox, HookedClock(sandbox, another_caller_starts_and_cancels), settings)
+    async with Client(server, mode=mode) as client:
+        result = await call(client, "start_run", {"workflow_id": COMPLETES})
+
+    text = error_text(result)
+    assert "2 new runs of workflow" in text
+    assert other[0] in text
+    assert "none is claimed" in text
+    assert not invites_a_second_start(text), text
+
+
+def _row(run_id: str, number: int | None, status: str = "completed") -> RunListItem:
+    return RunListItem.model_validate({"id": run_id, "status": status, "run_number": number})
+
+
+def test_a_new_run_is_one_not_seen_before_and_numbered_above_every_run_seen() -> None:
+    before = RunsBefore((_row("r3", 3, "failed"), _row("r2", 2), _row("r1", 1)))
+
+    assert [r.id for r in before.new_runs([_row("r4", 4), _row("r3", 3), _row("r2", 2)])] == ["r4"]
+    assert before.new_runs([_row("r3", 3), _row("r2", 2)]) == []
+    # Numbered at or below the highest seen: an older run beyond the first picture, not new.
+    assert before.new_runs([_row("old", 3), _row("r3", 3)]) == []
+    # Without numbers, order decides: only rows listed above the first run seen are new.
+    assert [r.id for r in before.new_runs([_row("x", None), _row("r3", 3), _row("y", None)])] == [
+        "x"
     ]
-
-    assert (found := pick_started(runs, window)) is not None
-    assert found.id == "ours"
-    assert pick_started([_row("old", sent - timedelta(minutes=5))], window) is None
-    assert pick_started([], window) is None
+    # A workflow with no runs before: whatever is listed is new.
+    assert [r.id for r in RunsBefore(()).new_runs([_row("a", 1)])] == ["a"]
+    assert before.claim() == "a run numbered above #3 is this start's run"
 
 
 # --- the budget guard ---------------------------------------------------------------------------
@@ -224,7 +428,7 @@ async def test_with_a_cap_a_start_whose_cost_cannot_be_checked_is_not_sent(
 
     text = error_text(result)
     assert "could not be checked against this server's cap of 500 credits" in text
-    assert "calling start_run again is safe" in text
+    assert "Nothing billable was sent, so no run was started" in text
     assert posts_to(sandbox, RUNS_PATH) == 0
 
 

@@ -17,12 +17,15 @@ import pytest
 from mcp import Client, MCPError
 from mcp.client.session import IncomingMessage
 from mcp.client.subscriptions import ResourceUpdated
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.types import INVALID_PARAMS, ResourceUpdatedNotification
+from pydantic import SecretStr
 
 from onepin_mcp.client import OnePinClient
 from onepin_mcp.models import RunState
 from onepin_mcp.sandbox import Sandbox, seed
+from onepin_mcp.sandbox.requestlog import key_id_of
 from onepin_mcp.selection import ToolSelection
 from onepin_mcp.server import OnePinServer, create_server
 from onepin_mcp.subscriptions import RunWatchers, parse_run_uri, run_subscriptions
@@ -267,6 +270,61 @@ async def test_two_listen_streams_share_one_watcher_and_the_last_to_leave_stops_
             sandbox.advance(600)
             await round_trip(client)
             assert status_polls(sandbox, run_id) == polls
+
+
+KEY_A = "op_live_" + "A" * 32
+KEY_B = "op_live_" + "B" * 32
+
+
+def status_poll_keys(sandbox: Sandbox, run_id: str, since: int) -> list[str | None]:
+    return [
+        r.key_id for r in sandbox.requests.since(since) if r.path.endswith(f"/runs/{run_id}/status")
+    ]
+
+
+async def test_a_watcher_polls_with_a_key_still_subscribed_and_drops_a_key_whose_caller_left(
+    clock: SteppedClock, api: OnePinClient, sandbox: Sandbox
+) -> None:
+    # As with HTTP passthrough: two callers, each with its own key, follow one run.
+    run_id, uri = await started_run(api)
+    settings = sandbox_settings(sandbox)
+    async with (
+        OnePinClient(
+            settings.model_copy(update={"api_key": SecretStr(KEY_A)}),
+            transport=sandbox.transport(),
+            retry=NO_WAIT_RETRY,
+        ) as first_client,
+        OnePinClient(
+            settings.model_copy(update={"api_key": SecretStr(KEY_B)}),
+            transport=sandbox.transport(),
+            retry=NO_WAIT_RETRY,
+        ) as second_client,
+    ):
+        watchers = RunWatchers(bus=InMemorySubscriptionBus(), clock=clock)
+        first, second = object(), object()
+        with anyio.fail_after(DEADLINE_S):
+            async with watchers.running():
+                watchers.add(first, await watchers.check(first_client, uri), first_client)
+                watchers.add(second, await watchers.check(second_client, uri), second_client)
+                await clock.settled(watchers, uri)
+                mark = len(sandbox.requests)
+                await clock.step(watchers, uri)
+                await clock.step(watchers, uri)
+                # The first subscriber's key serves both while it stays.
+                assert status_poll_keys(sandbox, run_id, mark) == [key_id_of(KEY_A)] * 2
+
+                watchers.remove_owner(first)
+                mark = len(sandbox.requests)
+                await clock.step(watchers, uri)
+                await clock.step(watchers, uri)
+                assert status_poll_keys(sandbox, run_id, mark) == [key_id_of(KEY_B)] * 2
+
+                watchers.remove_owner(second)
+                await watchers.stopped(uri)
+                mark = len(sandbox.requests)
+                sandbox.advance(600)
+                await anyio.lowlevel.checkpoint()
+                assert status_poll_keys(sandbox, run_id, mark) == []
 
 
 async def test_unsubscribing_the_last_legacy_subscriber_stops_the_watcher(

@@ -174,11 +174,13 @@ async def test_passthrough_serves_each_caller_with_the_callers_own_key(
     failed, text = await _get_account(passthrough.url, CALLER_KEY, mode)
     assert not failed, text
 
-    failed, text = await _get_account(passthrough.url, OTHER_KEY, mode)
-    assert failed
-    assert "401" in text
-    assert "API key was refused" in text
-    assert OTHER_KEY not in text
+    # A key OnePin refuses is refused at the door (checked with OnePin's whoami), before any
+    # session or tool call exists.
+    refusals_before = passthrough.stderr_text().count("Refused POST /mcp: invalid_token")
+    with pytest.raises(Exception) as refused:  # noqa: PT011 - the SDK's shape; checked below
+        await _get_account(passthrough.url, OTHER_KEY, mode)
+    assert any(isinstance(exc, MCPError) for exc in _leaves(refused.value)), refused.value
+    assert passthrough.stderr_text().count("Refused POST /mcp: invalid_token") > refusals_before
 
 
 @pytest.mark.parametrize(
@@ -199,7 +201,9 @@ def test_passthrough_refuses_a_request_without_a_well_formed_key_with_401(
 
 async def test_passthrough_keeps_callers_keys_out_of_its_debug_log(passthrough: Served) -> None:
     await _get_account(passthrough.url, CALLER_KEY, "legacy")
-    await _get_account(passthrough.url, OTHER_KEY, "legacy")
+    with pytest.raises(Exception) as refused:  # noqa: PT011 - refused at the door, see above
+        await _get_account(passthrough.url, OTHER_KEY, "legacy")
+    assert any(isinstance(exc, MCPError) for exc in _leaves(refused.value)), refused.value
     log = passthrough.stderr_text()
     assert " DEBUG " in log
     assert CALLER_KEY not in log

@@ -231,3 +231,31 @@ def test_doctor_with_an_unknown_toolset_is_a_usage_error(tmp_path: Path) -> None
     assert done.returncode == 2
     assert "unknown toolset(s) bogus" in done.stderr
     assert done.stdout == ""
+
+
+PASTED_KEY = "op_live_" + "Dq8" * 10 + "cd"
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"ONEPIN_WORKSPACE_ID": PASTED_KEY},
+        {"ONEPIN_BASE_URL": PASTED_KEY},
+        # Answers nothing (the discard port), so the reachability problem quotes the URL.
+        {"ONEPIN_API_KEY": KEY, "ONEPIN_BASE_URL": f"http://127.0.0.1:9/{PASTED_KEY}"},
+        # A configured key of another form, pasted into the workspace: masked by its value.
+        {
+            "ONEPIN_API_KEY": "sk-other-form-0123456789",
+            "ONEPIN_WORKSPACE_ID": "sk-other-form-0123456789",
+        },
+    ],
+    ids=["workspace-id", "base-url", "base-url-path", "configured-secret-of-another-form"],
+)
+def test_doctor_masks_a_key_in_any_setting_on_every_line(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    done = _doctor(tmp_path, env=env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "[redacted]" in done.stdout, done.stdout  # the setting was quoted, masked
+    for secret in (PASTED_KEY, "sk-other-form-0123456789"):
+        assert secret.lower() not in (done.stdout + done.stderr).lower(), done.stdout

@@ -16,8 +16,10 @@ from starlette.routing import Route
 
 from onepin_mcp.errors import OnePinAPIError, OnePinAuthConfigError
 from onepin_mcp.http import (
+    AllowedHosts,
     BearerGate,
     PassthroughClients,
+    accepted_hosts,
     is_onepin_key,
     token_checker,
     transport_security,
@@ -201,3 +203,19 @@ async def test_a_refused_caller_key_surfaces_as_the_api_401(sandbox: Sandbox) ->
         assert refused.value.status == 401
     finally:
         await provider.aclose()
+
+
+def test_host_matching_is_exact_and_a_port_given_with_a_name_is_the_only_one_accepted() -> None:
+    hosts = AllowedHosts(accepted_hosts(_http("0.0.0.0", "mcp.example.com:8443", "api.example")))
+    assert hosts.accepts_host("mcp.example.com:8443")
+    assert not hosts.accepts_host("mcp.example.com:8444")
+    assert not hosts.accepts_host("mcp.example.com")
+    for plain in ("api.example", "api.example:1", "localhost:8000", "[::1]:8000"):
+        assert hosts.accepts_host(plain), plain
+    for forged in ("api.example:1@evil", "api.example.evil", "api.example:1:2", "0.0.0.0:8000"):
+        assert not hosts.accepts_host(forged), forged
+    assert hosts.accepts_origin("https://mcp.example.com:8443")
+    assert not hosts.accepts_origin("https://mcp.example.com:8443/")
+    assert not hosts.accepts_origin("null")
+    # --allowed-host '*' switches the check off: no allow-list at all.
+    assert accepted_hosts(_http("127.0.0.1", "*")) is None
