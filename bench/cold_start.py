@@ -76,6 +76,8 @@ GROUPS: list[tuple[str, tuple[str, ...]]] = [
 WATCHED = (
     "onepin_mcp.sandbox",
     "onepin_mcp.http",
+    "onepin_mcp.http_auth",
+    "onepin_mcp.http_guards",
     "onepin_mcp.serving",
     "uvicorn",
     "starlette",

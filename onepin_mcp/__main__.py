@@ -174,7 +174,7 @@ def serve(
 
     clients: Any = None
     if options.auth == "passthrough":
-        from onepin_mcp.http import passthrough_clients
+        from onepin_mcp.http_auth import passthrough_clients
 
         clients = passthrough_clients(transport=transport)
         if settings.has_api_key and not options.sandbox:
@@ -228,7 +228,8 @@ def serve(
             anyio.run(serve_stdio, server)
         return EXIT_OK
 
-    from onepin_mcp.http import KeyCheck, describe_security, serve_http
+    from onepin_mcp.http import describe_security, serve_http
+    from onepin_mcp.http_auth import KeyCheck
     from onepin_mcp.serving import bind
 
     # Passthrough: a caller's key is checked with OnePin before it may open a session.

@@ -194,6 +194,8 @@ class SessionAdmission:
             await self.app(scope, receive, watching)
         finally:
             release()
+            if self.transport == "sse":
+                logger.debug("An SSE session closed; %d open", self.held())
 
     def _opens_a_session(self, scope: Scope) -> bool:
         if scope.get("path") != self.path:

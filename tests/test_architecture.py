@@ -129,9 +129,11 @@ LAYERS: dict[str, int] = {
     "onepin_mcp.options": 6,
     "onepin_mcp.doctor": 6,
     "onepin_mcp.sessions": 6,
-    "onepin_mcp.http": 7,
-    "onepin_mcp.stdio": 7,
-    "onepin_mcp.__main__": 8,
+    "onepin_mcp.http_guards": 7,
+    "onepin_mcp.http_auth": 8,
+    "onepin_mcp.http": 9,
+    "onepin_mcp.stdio": 9,
+    "onepin_mcp.__main__": 10,
 }
 
 

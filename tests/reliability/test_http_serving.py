@@ -39,7 +39,8 @@ from mcp.shared.exceptions import MCPDeprecationWarning
 from pydantic import SecretStr
 
 from onepin_mcp.config import Settings
-from onepin_mcp.http import KeyCheck, build_app, passthrough_clients
+from onepin_mcp.http import build_app
+from onepin_mcp.http_auth import KeyCheck, passthrough_clients
 from onepin_mcp.options import ServeOptions
 from onepin_mcp.sandbox import Sandbox, seed
 from onepin_mcp.server import OnePinServer, create_server

@@ -55,7 +55,15 @@ from onepin_mcp.selection import ToolSelection
 from onepin_mcp.server import OnePinServer, create_server
 from onepin_mcp.state import WritePolicy
 from tests.support.sandbox_process import ServedSandbox, start_sandbox, stop_sandbox
-from tests.transports.served import REPO, Served, child_env, command, start_server, stop_server
+from tests.transports.served import (
+    REPO,
+    Served,
+    child_env,
+    command,
+    start_server,
+    stdio_params,
+    stop_server,
+)
 from tests.transports.test_http import INITIALIZE, MCP_POST_HEADERS
 
 pytestmark = pytest.mark.anyio
@@ -648,17 +656,7 @@ async def test_the_canary_in_a_resource_uri_or_an_argument_stays_out_of_errors_a
     tmp_path: Path, scan: Scan
 ) -> None:
     log = tmp_path / "stderr.txt"
-    params = StdioServerParameters(
-        command="/bin/sh",
-        args=[
-            "-c",
-            'exec "$0" -m onepin_mcp --sandbox --log-level debug 2>"$1"',
-            sys.executable,
-            str(log),
-        ],
-        env=child_env(tmp_path),
-        cwd=REPO,
-    )
+    params = stdio_params(tmp_path, "--sandbox", "--log-level", "debug", stderr_to=log)
     with anyio.fail_after(DEADLINE_S):
         async with Client(params, read_timeout_seconds=30) as client:
             for uri in (f"onepin://workflows/{CANARY}", f"onepin://other/{CANARY}"):

@@ -12,7 +12,6 @@ appears later still, reported as unknown with advice that leads to exactly one r
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,7 +27,7 @@ from mcp.types import CallToolResult, TextContent
 from onepin_mcp.sandbox import seed
 from tests.support.advice import invites_a_second_start
 from tests.support.sandbox_process import ServedSandbox, start_sandbox, stop_sandbox
-from tests.transports.served import REPO, child_env
+from tests.transports.served import stdio_params
 
 pytestmark = pytest.mark.anyio
 
@@ -55,18 +54,13 @@ def manual_clock() -> Iterator[ServedSandbox]:
 
 
 def server_params(onepin: ServedSandbox, home: Path) -> StdioServerParameters:
-    return StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "onepin_mcp"],
-        env=child_env(
-            home,
-            {
-                "ONEPIN_BASE_URL": onepin.base_url,
-                "ONEPIN_API_KEY": onepin.key,
-                "ONEPIN_MCP_REQUEST_TIMEOUT_S": REQUEST_TIMEOUT_S,
-            },
-        ),
-        cwd=REPO,
+    return stdio_params(
+        home,
+        env={
+            "ONEPIN_BASE_URL": onepin.base_url,
+            "ONEPIN_API_KEY": onepin.key,
+            "ONEPIN_MCP_REQUEST_TIMEOUT_S": REQUEST_TIMEOUT_S,
+        },
     )
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import sys
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +26,6 @@ import httpx
 import pytest
 from mcp import Client
 from mcp.client.session import ClientRequestContext
-from mcp.client.stdio import StdioServerParameters
 from mcp.types import (
     CallToolResult,
     ElicitRequestParams,
@@ -50,7 +48,7 @@ from onepin_mcp.state import WritePolicy
 from onepin_mcp.text import MAX_NAME_CHARS
 from tests.server.conftest import NO_WAIT_RETRY, SandboxClock, sandbox_settings
 from tests.support.sandbox_process import start_sandbox, stop_sandbox
-from tests.transports.served import REPO, child_env
+from tests.transports.served import stdio_params
 
 pytestmark = pytest.mark.anyio
 
@@ -235,7 +233,10 @@ def sandbox_clock(sandbox: Sandbox) -> SandboxClock:
 
 
 def all_tools_server(
-    sandbox: Sandbox, clock: SandboxClock, transport: httpx.AsyncBaseTransport | None = None
+    sandbox: Sandbox,
+    clock: SandboxClock,
+    transport: httpx.AsyncBaseTransport | None = None,
+    policy: WritePolicy | None = None,
 ) -> OnePinServer:
     """Every toolset, on the sandbox and its clock, as tests/server/conftest.py builds it."""
     return create_server(
@@ -244,6 +245,7 @@ def all_tools_server(
         transport=transport or sandbox.transport(),
         retry=NO_WAIT_RETRY,
         clock=clock,
+        policy=policy,
     )
 
 
@@ -450,14 +452,7 @@ async def test_the_question_put_to_the_user_shows_a_hostile_workflow_name_clean(
     sandbox: Sandbox, sandbox_clock: SandboxClock, mode: str
 ) -> None:
     sandbox.store.workflows[seed.WORKFLOW_FAILS_ID].name = HOSTILE[:MAX_NAME_CHARS]
-    server = create_server(
-        sandbox_settings(sandbox),
-        selection=ToolSelection(toolsets=("all",)),
-        transport=sandbox.transport(),
-        retry=NO_WAIT_RETRY,
-        clock=sandbox_clock,
-        policy=WritePolicy(confirm="writes"),
-    )
+    server = all_tools_server(sandbox, sandbox_clock, policy=WritePolicy(confirm="writes"))
     user = DecliningUser()
     wf = {"workflow_id": seed.WORKFLOW_FAILS_ID}
     async with Client(server, mode=mode, elicitation_callback=user) as client:  # type: ignore[arg-type]
@@ -518,14 +513,7 @@ async def test_an_audit_record_is_clean_and_a_key_split_by_invisible_characters_
     # The key, cut by invisible characters that redaction alone would not see through.
     split_key = key[:5] + "\u200b" + key[5:20] + TAG_SENTENCE + key[20:]
     audit_log = tmp_path / "audit.jsonl"
-    server = create_server(
-        sandbox_settings(sandbox),
-        selection=ToolSelection(toolsets=("all",)),
-        transport=sandbox.transport(),
-        retry=NO_WAIT_RETRY,
-        clock=sandbox_clock,
-        policy=WritePolicy(audit_log=str(audit_log)),
-    )
+    server = all_tools_server(sandbox, sandbox_clock, policy=WritePolicy(audit_log=str(audit_log)))
     async with Client(server, mode=mode) as client:  # type: ignore[arg-type]
         with anyio.fail_after(REAL_BOUND_S):
             result = await client.call_tool(
@@ -559,25 +547,15 @@ async def test_hostile_text_planted_in_a_sandbox_process_reaches_a_stdio_client_
         async with OnePinClient(settings) as api:  # over the sandbox's loopback socket
             await api.update_workflow(seed.WORKFLOW_FAILS_ID, name=HOSTILE[:MAX_NAME_CHARS])
         stderr_file, audit_log = tmp_path / "stderr.txt", tmp_path / "audit.jsonl"
-        # A shell in between sends the server's stderr (debug logging on) to a file.
-        params = StdioServerParameters(
-            command="/bin/sh",
-            args=[
-                "-c",
-                'exec "$0" -m onepin_mcp --toolsets all --confirm writes --log-level debug '
-                '--audit-log "$2" 2>"$1"',
-                sys.executable,
-                str(stderr_file),
-                str(audit_log),
-            ],
-            env=child_env(
-                tmp_path,
-                {
-                    "ONEPIN_API_KEY": sandbox_process.key,
-                    "ONEPIN_BASE_URL": sandbox_process.base_url,
-                },
-            ),
-            cwd=REPO,
+        params = stdio_params(
+            tmp_path,
+            *("--toolsets", "all", "--confirm", "writes", "--log-level", "debug"),
+            *("--audit-log", str(audit_log)),
+            env={
+                "ONEPIN_API_KEY": sandbox_process.key,
+                "ONEPIN_BASE_URL": sandbox_process.base_url,
+            },
+            stderr_to=stderr_file,
         )
         user = DecliningUser()
         scan = Scan()

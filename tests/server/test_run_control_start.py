@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 import pytest
@@ -127,26 +128,6 @@ async def test_a_lost_start_is_recovered_whatever_the_host_clock_says(
     assert after.items[0].id == run["id"]
 
 
-async def test_a_start_processed_after_the_client_gave_up_is_found_by_looking_again(
-    make_server: ServerFactory, mode: str, api: OnePinClient, sandbox: Sandbox
-) -> None:
-    # OnePin takes the request, the client's attempt times out, and the run is created 5 s
-    # later: the first look finds nothing, a later one (the clock's sleeps move OnePin's time)
-    # finds the run.
-    settings = sandbox_settings(sandbox, request_timeout_s=0.2)
-    before = (await api.list_runs(COMPLETES)).total or 0
-    sandbox.faults.add({**ANY_START, "late_s": 5})
-
-    async with Client(make_server(settings=settings), mode=mode) as client:
-        run = structured(await call(client, "start_run", {"workflow_id": COMPLETES}))
-
-    assert run["recovered"] is True
-    after = await api.list_runs(COMPLETES)
-    assert (after.total or 0) == before + 1
-    assert after.items[0].id == run["id"]
-    assert posts_to(sandbox, RUNS_PATH) == 1
-
-
 @pytest.mark.parametrize("late_s", [5, 30, 120, None], ids=lambda s: f"late-{s}")
 async def test_an_agent_that_follows_every_piece_of_advice_literally_gets_exactly_one_run(
     make_server: ServerFactory, mode: str, api: OnePinClient, sandbox: Sandbox, late_s: int | None
@@ -253,13 +234,28 @@ async def test_a_server_error_to_a_start_is_treated_as_a_lost_answer(
     assert (await api.list_runs(COMPLETES)).total == before
 
 
-async def test_a_start_handled_but_answered_after_the_timeout_is_recovered(
-    make_server: ServerFactory, mode: str, api: OnePinClient, sandbox: Sandbox
+@pytest.mark.parametrize(
+    "fault",
+    [
+        # The run is created, then its answer dribbles out past the client's deadline.
+        {"slow_body_ms": 5000},
+        # OnePin takes the request, the client's attempt times out, and the run is created 5 s
+        # later: the first look finds nothing, a later one (the clock's sleeps move OnePin's
+        # time) finds the run.
+        {"late_s": 5},
+    ],
+    ids=["answered-late", "processed-late"],
+)
+async def test_a_start_whose_answer_came_too_late_is_recovered(
+    make_server: ServerFactory,
+    mode: str,
+    api: OnePinClient,
+    sandbox: Sandbox,
+    fault: dict[str, Any],
 ) -> None:
-    # The run is created, then its answer dribbles out past the client's deadline.
     settings = sandbox_settings(sandbox, request_timeout_s=0.2)
     before = (await api.list_runs(COMPLETES)).total or 0
-    sandbox.faults.add({**ANY_START, "slow_body_ms": 5000})
+    sandbox.faults.add({**ANY_START, **fault})
 
     async with Client(make_server(settings=settings), mode=mode) as client:
         run = structured(await call(client, "start_run", {"workflow_id": COMPLETES}))

@@ -24,6 +24,8 @@ class Launched:
     stderr_lines: list[str]
     reader: threading.Thread
     stdout_file: IO[str]
+    # Every stderr line as it arrives (None once the stream ends), for waiting on a line.
+    arrivals: queue.Queue[str | None] | None = None
 
 
 def launch(
@@ -58,7 +60,7 @@ def launch(
 
     reader = threading.Thread(target=drain, args=(process.stderr,), daemon=True)
     reader.start()
-    launched = Launched(process, lines, reader, stdout_file)
+    launched = Launched(process, lines, reader, stdout_file, arrivals)
     deadline = time.monotonic() + deadline_s
     while not ready("".join(lines)):
         remaining = deadline - time.monotonic()

@@ -11,6 +11,7 @@ for assertions and diagnostics. Stdout goes to a file: the server must never wri
 from __future__ import annotations
 
 import os
+import queue
 import re
 import subprocess
 import sys
@@ -20,6 +21,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import anyio
+import anyio.to_thread
+from mcp.client.stdio import StdioServerParameters
 
 from tests.support.processes import Launched, launch, terminate
 
@@ -51,6 +56,7 @@ class Served:
     stdout_file: Any
     # What the process wrote to stdout, read when it was stopped.
     stdout: str | None = field(default=None)
+    arrivals: queue.Queue[str | None] | None = field(default=None, repr=False)
 
     @property
     def base(self) -> str:
@@ -60,9 +66,32 @@ class Served:
     def stderr_text(self) -> str:
         return "".join(self.stderr_lines)
 
+    async def stderr_shows(self, pattern: re.Pattern[str], since: int = 0) -> None:
+        """Return once a stderr line from index `since` on matches `pattern` (callers bound it
+        with `anyio.fail_after`): waits on the lines as they arrive, never on time."""
+        assert self.arrivals is not None
+        while not any(pattern.search(line) for line in self.stderr_lines[since:]):
+            if await anyio.to_thread.run_sync(self.arrivals.get, abandon_on_cancel=True) is None:
+                raise AssertionError(f"stderr ended without {pattern.pattern!r}")
+
     def stdout_text(self) -> str:
         assert self.stdout is not None, "stdout is read once the server is stopped"
         return self.stdout
+
+
+def stdio_params(
+    home: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    stderr_to: Path | None = None,
+) -> StdioServerParameters:
+    """`onepin-mcp ARGS` over stdio, launched as a client launches it. The child gets only this
+    environment (the SDK does not pass the parent's through). With `stderr_to`, a shell in
+    between sends the server's stderr to that file, for the test to read afterwards."""
+    argv = [sys.executable, "-m", "onepin_mcp", *args]
+    if stderr_to is not None:
+        argv = ["/bin/sh", "-c", 'exec "$@" 2>"$0"', str(stderr_to), *argv]
+    return StdioServerParameters(command=argv[0], args=argv[1:], env=child_env(home, env), cwd=REPO)
 
 
 def start_server(
@@ -87,6 +116,27 @@ def start_server(
         launched.stderr_lines,
         launched.reader,
         launched.stdout_file,
+        arrivals=launched.arrivals,
+    )
+
+
+def start_passthrough(
+    onepin_url: str,
+    home: Path,
+    *args: str,
+    transport: str = "streamable-http",
+    env: Mapping[str, str] | None = None,
+) -> Served:
+    """`onepin-mcp` over HTTP in passthrough mode (each caller's bearer is its own OnePin key),
+    in front of the OnePin at `onepin_url`."""
+    return start_server(
+        "--transport",
+        transport,
+        "--auth",
+        "passthrough",
+        *args,
+        home=home,
+        env={"ONEPIN_BASE_URL": onepin_url, **(env or {})},
     )
 
 
@@ -102,6 +152,16 @@ def stop_server(served: Served) -> int:
         f"the server exited on its own with code {died_early}; stderr:\n{served.stderr_text()}"
     )
     return code
+
+
+@contextmanager
+def stopping(served: Served) -> Iterator[Served]:
+    """Hold a started server for a `with` block; on the way out it must stop cleanly (exit 0)."""
+    try:
+        yield served
+    finally:
+        code = stop_server(served)
+    assert code == 0, served.stderr_text()
 
 
 @contextmanager

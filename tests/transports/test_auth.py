@@ -14,7 +14,13 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.support.sandbox_process import ServedSandbox, start_sandbox, stop_sandbox
-from tests.transports.served import Served, serving_with_token, start_server, stop_server
+from tests.transports.served import (
+    Served,
+    serving_with_token,
+    start_passthrough,
+    start_server,
+    stop_server,
+)
 from tests.transports.test_http import INITIALIZE, MCP_POST_HEADERS
 
 pytestmark = pytest.mark.anyio
@@ -137,20 +143,14 @@ def onepin() -> Iterator[ServedSandbox]:
 def passthrough(
     onepin: ServedSandbox, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
-    served = start_server(
-        "--transport",
-        "streamable-http",
-        "--auth",
-        "passthrough",
+    served = start_passthrough(
+        onepin.base_url,
+        tmp_path_factory.mktemp("home"),
         "--log-level",
         "debug",
-        home=tmp_path_factory.mktemp("home"),
-        env={
-            "ONEPIN_BASE_URL": onepin.base_url,
-            # The server's own key is one OnePin refuses: a caller whose call works can only
-            # have been served with the caller's key.
-            "ONEPIN_API_KEY": OTHER_KEY,
-        },
+        # The server's own key is one OnePin refuses: a caller whose call works can only have
+        # been served with the caller's key.
+        env={"ONEPIN_API_KEY": OTHER_KEY},
     )
     yield served
     assert stop_server(served) == 0, served.stderr_text()

@@ -1,5 +1,5 @@
-"""The pieces of `onepin_mcp.http` in process: Host/Origin allow-lists, the bearer gate, and the
-per-caller client cache of passthrough mode."""
+"""The pieces of the HTTP app (`onepin_mcp.http`, `http_guards`, `http_auth`) in process:
+Host/Origin allow-lists, the bearer gate, and the per-caller client cache of passthrough mode."""
 
 from __future__ import annotations
 
@@ -15,15 +15,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from onepin_mcp.errors import OnePinAPIError, OnePinAuthConfigError
-from onepin_mcp.http import (
-    AllowedHosts,
-    BearerGate,
-    PassthroughClients,
-    accepted_hosts,
-    is_onepin_key,
-    token_checker,
-    transport_security,
-)
+from onepin_mcp.http_auth import BearerGate, PassthroughClients, is_onepin_key, token_checker
+from onepin_mcp.http_guards import AllowedHosts, accepted_hosts, transport_security
 from onepin_mcp.options import ServeOptions
 from onepin_mcp.sandbox import ApiKey, Sandbox
 

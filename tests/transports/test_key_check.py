@@ -9,7 +9,7 @@ import pytest
 
 from onepin_mcp.client import RetryPolicy
 from onepin_mcp.config import Settings
-from onepin_mcp.http import KeyCheck, KeyVerdict
+from onepin_mcp.http_auth import KeyCheck, KeyVerdict
 from onepin_mcp.sandbox import Sandbox
 
 pytestmark = pytest.mark.anyio

@@ -28,7 +28,7 @@ from onepin_mcp.sandbox import seed
 from onepin_mcp.sandbox.requestlog import key_id_of
 from onepin_mcp.watch import progress_key
 from tests.support.sandbox_process import ServedSandbox, start_sandbox, stop_sandbox
-from tests.transports.served import Served, start_server, stop_server
+from tests.transports.served import Served, start_passthrough, stop_server
 
 pytestmark = pytest.mark.anyio
 
@@ -51,14 +51,7 @@ def onepin() -> Iterator[ServedSandbox]:
 def passthrough(
     onepin: ServedSandbox, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
-    served = start_server(
-        "--transport",
-        "streamable-http",
-        "--auth",
-        "passthrough",
-        home=tmp_path_factory.mktemp("home"),
-        env={"ONEPIN_BASE_URL": onepin.base_url},
-    )
+    served = start_passthrough(onepin.base_url, tmp_path_factory.mktemp("home"))
     yield served
     assert stop_server(served) == 0, served.stderr_text()
 

@@ -19,7 +19,7 @@ import pytest
 
 from onepin_mcp.sandbox.requestlog import key_id_of
 from tests.support.sandbox_process import ServedSandbox, start_sandbox, stop_sandbox
-from tests.transports.served import Served, start_server, stop_server
+from tests.transports.served import start_passthrough, start_server, stopping
 from tests.transports.test_http import INITIALIZE
 from tests.transports.test_session_ownership import headers_for, open_session, ping
 
@@ -31,9 +31,8 @@ SECOND_KEY = "op_live_" + "2" * 32
 REFUSED_KEY = "op_live_" + "9" * 32
 TOKEN = "limits-token-" + "q" * 27
 CREATED = "Created new transport with session ID"
-# Between attempts while waiting for a session to expire: a poll interval, not a wait for time
-# to pass (the wait is bounded by fail_after and ends on the first 200).
-POLL_S = 0.05
+# Logged once a stream's session is forgotten; "0 open": the last of the test's streams.
+SSE_ALL_CLOSED = re.compile("An SSE session closed; 0 open")
 
 
 @pytest.fixture(scope="module")
@@ -41,20 +40,6 @@ def onepin() -> Iterator[ServedSandbox]:
     sandbox = start_sandbox("--manual-clock", "--api-key", FIRST_KEY, "--api-key", SECOND_KEY)
     yield sandbox
     stop_sandbox(sandbox)
-
-
-def _passthrough(
-    onepin_url: str, home: Path, *args: str, transport: str = "streamable-http"
-) -> Served:
-    return start_server(
-        "--transport",
-        transport,
-        "--auth",
-        "passthrough",
-        *args,
-        home=home,
-        env={"ONEPIN_BASE_URL": onepin_url},
-    )
 
 
 @pytest.fixture
@@ -76,8 +61,7 @@ def _whoamis(onepin: ServedSandbox, key: str) -> int:
 async def test_a_key_onepin_refuses_gets_401_and_no_session_and_is_asked_about_once(
     onepin: ServedSandbox, tmp_path: Path, http: httpx.AsyncClient
 ) -> None:
-    served = _passthrough(onepin.base_url, tmp_path, "--log-level", "debug")
-    try:
+    with stopping(start_passthrough(onepin.base_url, tmp_path, "--log-level", "debug")) as served:
         asked_before = _whoamis(onepin, REFUSED_KEY)
         with anyio.fail_after(DEADLINE_S):
             answers = [
@@ -99,8 +83,6 @@ async def test_a_key_onepin_refuses_gets_401_and_no_session_and_is_asked_about_o
         assert f"{CREATED}: {accepted}" in log
         # At debug, the session id is still logged (as a DEBUG line).
         assert re.search(rf"DEBUG mcp\.server\.streamable_http_manager: {CREATED}: {accepted}", log)
-    finally:
-        assert stop_server(served) == 0, served.stderr_text()
 
 
 def _closed_port() -> int:
@@ -113,16 +95,13 @@ def _closed_port() -> int:
 async def test_when_onepin_cannot_be_asked_a_new_key_gets_503_not_401(
     tmp_path: Path, http: httpx.AsyncClient
 ) -> None:
-    served = _passthrough(f"http://127.0.0.1:{_closed_port()}", tmp_path)
-    try:
+    with stopping(start_passthrough(f"http://127.0.0.1:{_closed_port()}", tmp_path)) as served:
         with anyio.fail_after(DEADLINE_S):
             response = await http.post(served.url, json=INITIALIZE, headers=headers_for(FIRST_KEY))
         assert response.status_code == 503
         assert response.json()["error"] == "temporarily_unavailable"
         assert int(response.headers["retry-after"]) > 0
         assert "Created new transport" not in served.stderr_text()
-    finally:
-        assert stop_server(served) == 0, served.stderr_text()
 
 
 # --- caps: per key (429) and in total (503) ------------------------------------------------------
@@ -131,10 +110,11 @@ async def test_when_onepin_cannot_be_asked_a_new_key_gets_503_not_401(
 async def test_streamable_sessions_are_capped_per_key_with_429_and_in_total_with_503(
     onepin: ServedSandbox, tmp_path: Path, http: httpx.AsyncClient
 ) -> None:
-    served = _passthrough(
-        onepin.base_url, tmp_path, "--max-sessions-per-key", "2", "--max-sessions", "3"
-    )
-    try:
+    with stopping(
+        start_passthrough(
+            onepin.base_url, tmp_path, "--max-sessions-per-key", "2", "--max-sessions", "3"
+        )
+    ) as served:
         with anyio.fail_after(DEADLINE_S):
             first = [await open_session(http, served.url, FIRST_KEY) for _ in range(2)]
             over_key = await http.post(served.url, json=INITIALIZE, headers=headers_for(FIRST_KEY))
@@ -157,16 +137,23 @@ async def test_streamable_sessions_are_capped_per_key_with_429_and_in_total_with
             closed = await http.delete(served.url, headers=headers_for(FIRST_KEY, first[0]))
             assert closed.status_code == 200
             await open_session(http, served.url, FIRST_KEY)
-    finally:
-        assert stop_server(served) == 0, served.stderr_text()
 
 
 async def test_sse_sessions_are_capped_per_key_while_their_streams_are_open(
     onepin: ServedSandbox, tmp_path: Path, http: httpx.AsyncClient
 ) -> None:
-    served = _passthrough(onepin.base_url, tmp_path, "--max-sessions-per-key", "1", transport="sse")
-    auth = {"Authorization": f"Bearer {FIRST_KEY}"}
-    try:
+    with stopping(
+        start_passthrough(
+            onepin.base_url,
+            tmp_path,
+            "--max-sessions-per-key",
+            "1",
+            "--log-level",
+            "debug",
+            transport="sse",
+        )
+    ) as served:
+        auth = {"Authorization": f"Bearer {FIRST_KEY}"}
         with anyio.fail_after(DEADLINE_S):
             async with http.stream("GET", served.url, headers=auth) as first:
                 assert first.status_code == 200
@@ -178,14 +165,9 @@ async def test_sse_sessions_are_capped_per_key_while_their_streams_are_open(
                 async with http.stream("GET", served.url, headers=other) as another:
                     assert another.status_code == 200
             # The first stream closed, so its session ended: the key may open one again.
-            while True:
-                async with http.stream("GET", served.url, headers=auth) as again:
-                    if again.status_code == 200:
-                        break
-                    assert again.status_code == 429
-                await anyio.sleep(POLL_S)
-    finally:
-        assert stop_server(served) == 0, served.stderr_text()
+            await served.stderr_shows(SSE_ALL_CLOSED)
+            async with http.stream("GET", served.url, headers=auth) as again:
+                assert again.status_code == 200
 
 
 async def test_token_mode_caps_sessions_in_total_only(
@@ -193,26 +175,25 @@ async def test_token_mode_caps_sessions_in_total_only(
 ) -> None:
     # Every client of a token server holds the same token: a cap per credential would be the
     # total cap again, so only the total applies (and ownership can't tell its clients apart).
-    served = start_server(
-        "--sandbox",
-        "--transport",
-        "streamable-http",
-        "--max-sessions",
-        "2",
-        "--max-sessions-per-key",
-        "1",
-        home=tmp_path,
-        env={"ONEPIN_MCP_HTTP_TOKEN": TOKEN},
-    )
-    try:
+    with stopping(
+        start_server(
+            "--sandbox",
+            "--transport",
+            "streamable-http",
+            "--max-sessions",
+            "2",
+            "--max-sessions-per-key",
+            "1",
+            home=tmp_path,
+            env={"ONEPIN_MCP_HTTP_TOKEN": TOKEN},
+        )
+    ) as served:
         with anyio.fail_after(DEADLINE_S):
             opened = [await open_session(http, served.url, TOKEN) for _ in range(2)]
             third = await http.post(served.url, json=INITIALIZE, headers=headers_for(TOKEN))
         assert len(set(opened)) == 2
         assert third.status_code == 503
         assert third.json()["error"] == "server_busy"
-    finally:
-        assert stop_server(served) == 0, served.stderr_text()
 
 
 # --- idle expiry ---------------------------------------------------------------------------------
@@ -221,27 +202,28 @@ async def test_token_mode_caps_sessions_in_total_only(
 async def test_an_idle_session_is_closed_and_frees_its_place(
     onepin: ServedSandbox, tmp_path: Path, http: httpx.AsyncClient
 ) -> None:
-    served = _passthrough(
-        onepin.base_url,
-        tmp_path,
-        "--max-sessions-per-key",
-        "1",
-        "--session-idle-timeout",
-        "0.5",
-    )
-    try:
+    with stopping(
+        start_passthrough(
+            onepin.base_url,
+            tmp_path,
+            "--max-sessions-per-key",
+            "1",
+            "--session-idle-timeout",
+            # Long enough for the refused attempt below to come first on a busy machine.
+            "2",
+            "--log-level",
+            "debug",
+        )
+    ) as served:
         with anyio.fail_after(DEADLINE_S):
             idle = await open_session(http, served.url, FIRST_KEY)
-            # Opening attempts don't touch the idle session; they are refused until it expires.
-            while True:
-                attempt = await http.post(
-                    served.url, json=INITIALIZE, headers=headers_for(FIRST_KEY)
-                )
-                if attempt.status_code == 200:
-                    break
-                assert attempt.status_code == 429
-                await anyio.sleep(POLL_S)
+            # An opening attempt doesn't touch the idle session, and is refused while it lives.
+            refused = await http.post(served.url, json=INITIALIZE, headers=headers_for(FIRST_KEY))
+            assert refused.status_code == 429
+            # The SDK logs the expiry (at debug: the line names the session) just before it
+            # forgets the session, with no await in between.
+            await served.stderr_shows(re.compile(f"Session {idle} idle timeout"))
+            attempt = await http.post(served.url, json=INITIALIZE, headers=headers_for(FIRST_KEY))
+            assert attempt.status_code == 200
             gone = await ping(http, served.url, FIRST_KEY, idle)
         assert gone.status_code == 404
-    finally:
-        assert stop_server(served) == 0, served.stderr_text()

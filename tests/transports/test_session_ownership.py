@@ -32,7 +32,7 @@ from onepin_mcp.client import OnePinClient
 from onepin_mcp.config import Settings
 from onepin_mcp.sandbox import seed
 from tests.support.sandbox_process import ServedSandbox, start_sandbox, stop_sandbox
-from tests.transports.served import Served, start_server, stop_server
+from tests.transports.served import Served, start_passthrough, stop_server
 from tests.transports.test_http import INITIALIZE, MCP_POST_HEADERS
 
 pytestmark = pytest.mark.anyio
@@ -60,27 +60,16 @@ def onepin() -> Iterator[ServedSandbox]:
     stop_sandbox(sandbox)
 
 
-def _serve(transport: str, onepin: ServedSandbox, home: Any) -> Served:
-    return start_server(
-        "--transport",
-        transport,
-        "--auth",
-        "passthrough",
-        home=home,
-        env={"ONEPIN_BASE_URL": onepin.base_url},
-    )
-
-
 @pytest.fixture(scope="module")
 def streamable(onepin: ServedSandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    served = _serve("streamable-http", onepin, tmp_path_factory.mktemp("home"))
+    served = start_passthrough(onepin.base_url, tmp_path_factory.mktemp("home"))
     yield served
     assert stop_server(served) == 0, served.stderr_text()
 
 
 @pytest.fixture(scope="module")
 def sse(onepin: ServedSandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    served = _serve("sse", onepin, tmp_path_factory.mktemp("home"))
+    served = start_passthrough(onepin.base_url, tmp_path_factory.mktemp("home"), transport="sse")
     yield served
     assert stop_server(served) == 0, served.stderr_text()
 

@@ -16,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from onepin_mcp.sandbox import seed
 from tests.transports.sequence import agent_sequence
-from tests.transports.served import REPO, child_env
+from tests.transports.served import REPO, child_env, stdio_params
 
 pytestmark = pytest.mark.anyio
 
@@ -24,22 +24,14 @@ DEADLINE_S = 60.0
 MESSAGE = TypeAdapter(JSONRPCMessage)
 
 
-def _params(home: Path, *args: str) -> StdioServerParameters:
-    # The child gets only this environment (the SDK does not pass the parent's through).
-    return StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "onepin_mcp", "--sandbox", *args],
-        env=child_env(home),
-        cwd=REPO,
-    )
-
-
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_an_agent_lists_previews_starts_follows_reads_and_cancels_over_stdio(
     tmp_path: Path, mode: str
 ) -> None:
     with anyio.fail_after(DEADLINE_S):
-        async with Client(_params(tmp_path), mode=mode, read_timeout_seconds=30) as client:
+        async with Client(
+            stdio_params(tmp_path, "--sandbox"), mode=mode, read_timeout_seconds=30
+        ) as client:
             await agent_sequence(client)
 
 
@@ -164,17 +156,7 @@ async def test_a_key_in_a_resource_uri_or_a_tool_argument_stays_out_of_the_debug
     # The SDK logs a failed read's URI at INFO and raw messages at debug; httpx logs the
     # request URL, where a search term ends up. The command line's log filter masks them all.
     log = tmp_path / "stderr.txt"
-    params = StdioServerParameters(
-        command="/bin/sh",
-        args=[
-            "-c",
-            'exec "$0" -m onepin_mcp --sandbox --log-level debug 2>"$1"',
-            sys.executable,
-            str(log),
-        ],
-        env=child_env(tmp_path),
-        cwd=REPO,
-    )
+    params = stdio_params(tmp_path, "--sandbox", "--log-level", "debug", stderr_to=log)
     with anyio.fail_after(DEADLINE_S):
         async with Client(params, mode=mode, read_timeout_seconds=30) as client:
             with pytest.raises(MCPError) as refused:
