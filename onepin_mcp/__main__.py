@@ -32,7 +32,7 @@ from onepin_mcp.options import (
     ServeOptions,
     parse_command,
 )
-from onepin_mcp.text import clean_line, clean_text
+from onepin_mcp.text import clean_line
 
 if TYPE_CHECKING:
     import httpx
@@ -81,10 +81,10 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a broken record is the handler's to report, as it would be
             return True
-        # Cleaned first (the one text cleaner, as one line: log lines quote API text, which must
-        # neither hide characters nor forge a record), then masked, so that an invisible
-        # character can't split a key past the redaction.
-        cleaned = redact(clean_line(message), self.secrets)
+        # Cleaned and masked (`redact` cleans before it masks, so an invisible character can't
+        # split a key past it), then made one line: log lines quote API text, which must not
+        # forge a record of its own. A break becomes a space, which joins nothing back.
+        cleaned = clean_line(redact(message, self.secrets))
         if cleaned != message or record.args:
             record.msg, record.args = cleaned, None
         if record.exc_info and not record.exc_text:
@@ -92,7 +92,7 @@ class RedactingFilter(logging.Filter):
             # an exception's message may quote a request URL.
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(clean_text(record.exc_text, sys.maxsize), self.secrets)
+            record.exc_text = redact(record.exc_text, self.secrets)
         if record.stack_info:
             record.stack_info = redact(record.stack_info, self.secrets)
         return True

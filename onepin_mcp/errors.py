@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
+
+from onepin_mcp.text import clean_text
 
 MAX_MESSAGE_CHARS = 500
 MAX_DETAIL_MESSAGE_CHARS = 300
@@ -184,7 +187,13 @@ class OnePinResponseError(OnePinError):
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Replace anything shaped like an OnePin key, and each given secret, with a marker."""
+    """Text made safe to show: cleaned of invisible characters (`text.clean_text`, uncapped),
+    then anything shaped like an OnePin key, and each given secret, replaced with a marker.
+
+    Cleaning comes first and belongs here, not to each caller: a zero-width space or a tag
+    character slipped into a key would get past the masking, and any later cleaning would join
+    the key back together in plain sight."""
+    text = clean_text(text, sys.maxsize)
     for secret in secrets:
         if secret:
             text = text.replace(secret, REDACTED)

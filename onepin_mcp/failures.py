@@ -7,7 +7,6 @@ The one place where a client error becomes agent-facing text. Tools wrap the tex
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,7 +20,6 @@ from onepin_mcp.errors import (
     OnePinTransportError,
     redact,
 )
-from onepin_mcp.text import clean_text
 
 KEY_HELP = (
     "Set ONEPIN_API_KEY to an op_live_ key from https://app.onepin.ai/workspace/~/settings/api "
@@ -42,10 +40,10 @@ def explain(error: OnePinError, arguments: Mapping[str, Any] | None = None) -> s
 
     Whatever the text quotes (an argument, a server message), anything shaped like an API key
     is redacted: a key pasted into an argument must not be echoed into logs and transcripts.
-    And a server message is untrusted text: cleaned of invisible characters like every other
-    piece of API text an agent reads (already capped where the envelope is parsed), before the
-    redaction, so that a zero-width space can't split a key past it."""
-    return redact(clean_text(_explain(error, arguments or {}), limit=sys.maxsize))
+    And a server message is untrusted text: `redact` cleans it of invisible characters like
+    every other piece of API text an agent reads (already capped where the envelope is parsed)
+    before it masks keys."""
+    return redact(_explain(error, arguments or {}))
 
 
 def _explain(error: OnePinError, arguments: Mapping[str, Any]) -> str:

@@ -160,21 +160,11 @@ def _register_masked_read_errors(server: MCPServer[AppState]) -> None:
             return await read(request, params)
         except MCPError as exc:
             # Not chained: the original, unmasked text must not ride along to a traceback.
-            raise MCPError(exc.code, redact(exc.message), _masked(exc.data)) from None
+            raise MCPError(exc.code, redact(exc.message), _map_strings(exc.data, redact)) from None
 
     server._lowlevel_server.add_request_handler(
         "resources/read", ReadResourceRequestParams, read_masked
     )
-
-
-def _masked(data: Any) -> Any:
-    if isinstance(data, str):
-        return redact(data)
-    if isinstance(data, dict):
-        return {key: _masked(value) for key, value in data.items()}
-    if isinstance(data, list):
-        return [_masked(item) for item in data]
-    return data
 
 
 def _client(ctx: Context[AppState, Any]) -> OnePinClient:
@@ -206,12 +196,17 @@ def _dump(model: BaseModel) -> Any:
 
 def clean_json(value: Any) -> Any:
     """A JSON value with every string (keys too) through the one text cleaner, uncapped."""
+    return _map_strings(value, lambda text: clean_text(text, limit=sys.maxsize))
+
+
+def _map_strings(value: Any, change: Callable[[str], str]) -> Any:
+    """A JSON value with `change` applied to every string in it, object keys included."""
     if isinstance(value, str):
-        return clean_text(value, limit=sys.maxsize)
+        return change(value)
     if isinstance(value, dict):
-        return {clean_text(str(key), limit=sys.maxsize): clean_json(v) for key, v in value.items()}
+        return {change(str(key)): _map_strings(v, change) for key, v in value.items()}
     if isinstance(value, list):
-        return [clean_json(item) for item in value]
+        return [_map_strings(item, change) for item in value]
     return value
 
 

@@ -9,7 +9,6 @@ this turns it into a `ToolError` whose text is what the model reads.
 from __future__ import annotations
 
 import inspect
-import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -82,9 +81,9 @@ class OnePinServer(MCPServer[AppState]):
                 text = _invalid_arguments(name, cause)
             else:
                 text = str(cause) if isinstance(cause, ToolError) else str(exc)
-            # A tool's own message may quote OnePin (a refusal's code and message): cleaned like
-            # all API text, before redaction so that no invisible character splits a key past it.
-            raise ToolError(redact(clean_text(text, sys.maxsize))) from cause
+            # A tool's own message may quote OnePin (a refusal's code and message): `redact`
+            # cleans it like all API text before it masks keys.
+            raise ToolError(redact(text)) from cause
         return _compact_text(result)
 
 

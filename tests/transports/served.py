@@ -177,10 +177,7 @@ def serving_with_token(token: str, *, home: Path) -> Iterator[Served]:
         home=home,
         env={"ONEPIN_MCP_HTTP_TOKEN": token},
     )
-    try:
+    with stopping(served):
         yield served
-    finally:
-        code = stop_server(served)
-    assert code == 0, served.stderr_text()
     assert "Traceback" not in served.stderr_text()
     assert token not in served.stderr_text()
