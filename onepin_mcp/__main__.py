@@ -35,9 +35,12 @@ from onepin_mcp.options import (
 from onepin_mcp.text import clean_line
 
 if TYPE_CHECKING:
+    import socket
+
     import httpx
 
     from onepin_mcp.config import Settings
+    from onepin_mcp.sandbox import Sandbox
 
 EXIT_OK = 0
 EXIT_UNHEALTHY = 1
@@ -129,16 +132,23 @@ def _home(env: Mapping[str, str]) -> Path | None:
         return None
 
 
-def _sandbox(speed: float) -> tuple[Settings, httpx.AsyncBaseTransport]:
-    """Settings and transport for an in-process sandbox running on the real clock."""
+def _sandbox(
+    speed: float, files: socket.socket | None = None
+) -> tuple[Settings, httpx.AsyncBaseTransport, Sandbox]:
+    """Settings, transport and the sandbox itself, in-process and on the real clock.
+
+    With `files` (a bound loopback socket), the sandbox's download and playback links point
+    there, for `sandbox.serve.serving_files` to answer: the API has no address, links must.
+    """
     from pydantic import SecretStr
 
     from onepin_mcp.config import Settings
     from onepin_mcp.sandbox import Sandbox
+    from onepin_mcp.serving import url_of
 
-    sandbox = Sandbox(speed=speed)
+    sandbox = Sandbox(speed=speed, files_url=url_of(files) if files is not None else None)
     settings = Settings(api_key=SecretStr(sandbox.example_key), base_url=SANDBOX_BASE_URL)
-    return settings, sandbox.transport()
+    return settings, sandbox.transport(), sandbox
 
 
 def _fail(message: str, env: Mapping[str, str]) -> int:
@@ -152,16 +162,46 @@ def _fail(message: str, env: Mapping[str, str]) -> int:
 def serve(
     options: ServeOptions, env: Mapping[str, str], redactor: RedactingFilter | None = None
 ) -> int:
+    # What serving opens (the sandbox's file socket) is closed on every way out, early refusals
+    # included.
+    with contextlib.ExitStack() as opened:
+        return _serve(options, env, redactor, opened)
+
+
+def _serve(
+    options: ServeOptions,
+    env: Mapping[str, str],
+    redactor: RedactingFilter | None,
+    opened: contextlib.ExitStack,
+) -> int:
     from onepin_mcp.config import ConfigError, load_settings
     from onepin_mcp.server import create_server
 
     transport = None
+    # With --sandbox, its download links are served on a loopback port while the server runs.
+    files_served: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if options.sandbox:
-        settings, transport = _sandbox(options.sandbox_speed)
+        from onepin_mcp.sandbox.serve import serving_files
+        from onepin_mcp.serving import bind, url_of
+
+        try:
+            files = bind("127.0.0.1", 0)
+        except OSError as exc:
+            return _fail(
+                f"cannot listen on 127.0.0.1 for the sandbox's download links: "
+                f"{exc.strerror or exc}",
+                env,
+            )
+        opened.callback(files.close)
+        settings, transport, in_process = _sandbox(options.sandbox_speed, files)
+        files_served = serving_files(in_process, files)
         logger.warning(
             "Serving against an in-process OnePin SANDBOX (speed %gx): no real account, no "
-            "network, seeded data; nothing here reaches OnePin",
+            "network, seeded data; nothing here reaches OnePin. Download links at %s/files/…; "
+            "sandbox voices: %s",
             options.sandbox_speed,
+            url_of(files),
+            in_process.voice_description,
         )
     else:
         try:
@@ -224,7 +264,7 @@ def serve(
         from onepin_mcp.stdio import serve_stdio
 
         # Ctrl-C in a terminal is a normal way to stop, not a crash worth a traceback.
-        with contextlib.suppress(KeyboardInterrupt):
+        with files_served, contextlib.suppress(KeyboardInterrupt):
             anyio.run(serve_stdio, server)
         return EXIT_OK
 
@@ -251,7 +291,8 @@ def serve(
             "--allowed-host mcp.example.com",
             options.host,
         )
-    serve_http(server, options, sock, keys=keys)
+    with files_served:
+        serve_http(server, options, sock, keys=keys)
     return EXIT_OK
 
 
@@ -262,7 +303,7 @@ def doctor(options: DoctorOptions, env: Mapping[str, str]) -> int:
     from onepin_mcp.doctor import diagnose, render
 
     if options.sandbox:
-        settings, transport = _sandbox(options.sandbox_speed)
+        settings, transport, _ = _sandbox(options.sandbox_speed)
         report = anyio.run(
             lambda: diagnose(
                 lambda: settings, options.selection, transport=transport, key_source="sandbox"

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Final, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import anyio
 import httpx
@@ -37,6 +37,7 @@ from onepin_mcp.errors import (
     OnePinAuthConfigError,
     OnePinConnectionError,
     OnePinError,
+    OnePinFileError,
     OnePinInputError,
     OnePinResponseError,
     OnePinTimeoutError,
@@ -167,6 +168,28 @@ class _Envelope:
     path: str
 
 
+# How much of a storage error body is read to find its code: an S3-style error is a few hundred
+# bytes, and nothing more of it is kept.
+_MAX_STORAGE_ERROR_BYTES: Final = 4096
+_STORAGE_CODE = re.compile(r"<Code>([A-Za-z][A-Za-z0-9.]{0,63})</Code>")
+
+
+@dataclass(frozen=True)
+class PresignedFile:
+    """A file fetched from a presigned link, or word that it is over the caller's size cap.
+
+    `content` is None when the file is larger than the cap: then `size_bytes` is its size when
+    storage declared it (Content-Length), else None (the transfer was stopped at the cap)."""
+
+    content: bytes | None
+    content_type: str | None
+    size_bytes: int | None
+
+    @property
+    def over_cap(self) -> bool:
+        return self.content is None
+
+
 def user_agent() -> str:
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     return f"onepin-mcp/{__version__} httpx/{httpx.__version__} python/{python}"
@@ -198,6 +221,7 @@ class OnePinClient:
         self._headers = headers
         self._transport = transport
         self._built: httpx.AsyncClient | None = None
+        self._built_files: httpx.AsyncClient | None = None
 
     @property
     def _http(self) -> httpx.AsyncClient:
@@ -221,6 +245,30 @@ class OnePinClient:
             )
         return self._built
 
+    @property
+    def _files_http(self) -> httpx.AsyncClient:
+        """The client for presigned links: the same transport (so the in-process sandbox serves
+        its files too), but no base URL and no default header beyond the User-Agent. A presigned
+        URL carries its own signature and points at a storage host; the API key, or any other
+        OnePin header, must never travel there, and a separate client cannot send what it was
+        never given. It follows redirects, which the API client must not: it has no secret to
+        carry anywhere."""
+        if self._built_files is None:
+            settings = self._settings
+            self._built_files = httpx.AsyncClient(
+                headers={"User-Agent": user_agent()},
+                timeout=httpx.Timeout(
+                    connect=settings.connect_timeout_s,
+                    read=settings.read_timeout_s,
+                    write=settings.read_timeout_s,
+                    pool=settings.connect_timeout_s,
+                ),
+                transport=self._transport,
+                follow_redirects=True,
+                max_redirects=5,
+            )
+        return self._built_files
+
     def __repr__(self) -> str:
         return f"OnePinClient(base_url={self._settings.base_url!r})"
 
@@ -242,6 +290,8 @@ class OnePinClient:
     async def aclose(self) -> None:
         if self._built is not None:
             await self._built.aclose()
+        if self._built_files is not None:
+            await self._built_files.aclose()
 
     # --- account and catalog ----------------------------------------------------------------
 
@@ -654,6 +704,65 @@ class OnePinClient:
         envelope = await self._request("GET", path)
         return self._model(DownloadUrl, envelope)
 
+    # --- presigned files ---------------------------------------------------------------------
+
+    async def fetch_presigned(self, url: str, *, max_bytes: int) -> PresignedFile:
+        """GET a presigned link (from `get_audio_url` and its like), streamed, at most `max_bytes`.
+
+        Sent without the API key or any OnePin header (see `_files_http`), in one attempt
+        within the request deadline: a link lives 15 minutes, and a caller that fails simply
+        asks for a fresh one. A file over `max_bytes` is not read further (its declared length
+        is checked before any byte of it). Raises `OnePinFileError` for a link that is not
+        http(s), a non-2xx answer, or no answer; the URL itself appears in no error or log
+        line, since its signature grants access for as long as it lives.
+        """
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise OnePinFileError("OnePin sent a link that is not an http(s) URL.")
+        if parts.username is not None or parts.password is not None:
+            raise OnePinFileError("OnePin sent a link with credentials in it; it was not fetched.")
+        timeout_s = self._settings.request_timeout_s
+        try:
+            with anyio.fail_after(timeout_s):
+                async with self._files_http.stream("GET", url) as response:
+                    return await self._read_capped(response, max_bytes, parts.hostname)
+        except TimeoutError:
+            problem = f"{parts.hostname} did not send the file within {timeout_s:g} s."
+        except httpx.TooManyRedirects:
+            problem = f"{parts.hostname} redirected too many times."
+        except httpx.HTTPError as exc:
+            problem = f"{parts.hostname} was unreachable ({type(exc).__name__})."
+        logger.debug("Presigned GET to %s failed: %s", parts.hostname, problem)
+        raise OnePinFileError(problem)
+
+    async def _read_capped(
+        self, response: httpx.Response, max_bytes: int, host: str
+    ) -> PresignedFile:
+        if not response.is_success:
+            head = b""
+            async for chunk in response.aiter_bytes():
+                head += chunk
+                if len(head) >= _MAX_STORAGE_ERROR_BYTES:
+                    break
+            found = _STORAGE_CODE.search(head[:_MAX_STORAGE_ERROR_BYTES].decode("latin-1"))
+            logger.debug("Presigned GET to %s -> %d", host, response.status_code)
+            raise OnePinFileError(
+                f"{host} refused the link with HTTP {response.status_code}.",
+                status=response.status_code,
+                code=found.group(1) if found else None,
+            )
+        content_type = response.headers.get("content-type")
+        declared = _content_length(response.headers.get("content-length"))
+        if declared is not None and declared > max_bytes:
+            return PresignedFile(None, content_type, declared)
+        received = bytearray()
+        async for chunk in response.aiter_bytes():
+            received += chunk
+            if len(received) > max_bytes:
+                return PresignedFile(None, content_type, declared)
+        logger.debug("Presigned GET to %s -> %d bytes", host, len(received))
+        return PresignedFile(bytes(received), content_type, len(received))
+
     # --- the one request path -----------------------------------------------------------------
 
     async def _request(
@@ -955,6 +1064,12 @@ def _audio_segment(audio_id: str) -> str:
             "audio_id", f"must be 16 hexadecimal characters, got {_show(audio_id)}"
         )
     return audio_id.lower()
+
+
+def _content_length(value: str | None) -> int | None:
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value.strip())
 
 
 def _aware(argument: str, value: datetime | None) -> str | None:

@@ -40,6 +40,10 @@ DEFAULT_READ_TIMEOUT_S = 30.0
 # Under the 60 s many MCP clients allow a tool call, so one slow attempt still leaves room for
 # the error to reach the agent.
 DEFAULT_REQUEST_TIMEOUT_S = 45.0
+# The largest clip get_audio_clip returns inline (the resource too). 2 MiB of 16-bit mono WAV is
+# about 65 s at 16 kHz (47 s at 22 kHz), longer than any line a script should hold, and about
+# 2.8 MB once base64-encoded into a result; a longer clip is answered with its link instead.
+DEFAULT_MAX_CLIP_BYTES = 2 * 1024 * 1024
 
 ENV_API_KEY = "ONEPIN_API_KEY"
 ENV_BASE_URL = "ONEPIN_BASE_URL"
@@ -140,6 +144,7 @@ class Settings(BaseModel):
     connect_timeout_s: float = Field(default=DEFAULT_CONNECT_TIMEOUT_S, gt=0, allow_inf_nan=False)
     read_timeout_s: float = Field(default=DEFAULT_READ_TIMEOUT_S, gt=0, allow_inf_nan=False)
     request_timeout_s: float = Field(default=DEFAULT_REQUEST_TIMEOUT_S, gt=0, allow_inf_nan=False)
+    max_clip_bytes: int = Field(default=DEFAULT_MAX_CLIP_BYTES, gt=0)
     # Where the key would be read from; lets a doctor command say which file it looked at.
     credentials_path: Path | None = None
 

@@ -186,6 +186,21 @@ class OnePinResponseError(OnePinError):
         super().__init__(text)
 
 
+class OnePinFileError(OnePinError):
+    """Fetching a presigned file (a clip's playback link) failed at the storage host.
+
+    Not an `OnePinAPIError`: storage answers in its own terms (S3-style `AccessDenied` for an
+    expired link), and a 403 there says nothing about the API key's scopes. `status` is None
+    when no answer arrived; `code` is storage's own error code when it sent one. Never holds the
+    URL: its signature is a credential for as long as the link lives."""
+
+    def __init__(self, problem: str, *, status: int | None = None, code: str | None = None) -> None:
+        self.problem = problem
+        self.status = status
+        self.code = code
+        super().__init__(problem)
+
+
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """Text made safe to show: cleaned of invisible characters (`text.clean_text`, uncapped),
     then anything shaped like an OnePin key, and each given secret, replaced with a marker.

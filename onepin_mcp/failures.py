@@ -14,6 +14,7 @@ from onepin_mcp.errors import (
     OnePinAPIError,
     OnePinAuthConfigError,
     OnePinError,
+    OnePinFileError,
     OnePinInputError,
     OnePinResponseError,
     OnePinTimeoutError,
@@ -55,6 +56,8 @@ def _explain(error: OnePinError, arguments: Mapping[str, Any]) -> str:
         return _api_failure(error, arguments)
     if isinstance(error, OnePinTransportError):
         return _transport_failure(error)
+    if isinstance(error, OnePinFileError):
+        return _file_failure(error)
     if isinstance(error, OnePinResponseError):
         head = (
             f"OnePin sent a response this server could not read ({error.problem}; "
@@ -169,6 +172,24 @@ def _transport_failure(error: OnePinTransportError) -> str:
             "or get_run_status) before trying again."
         )
     return f"{text} Check the network and ONEPIN_BASE_URL, then try again."
+
+
+def _file_failure(error: OnePinFileError) -> str:
+    # Each call mints a fresh link, so asking again is the remedy for an expired or refused one.
+    again = (
+        "Call get_audio_clip again (or read the clip resource again): each call mints a fresh link."
+    )
+    if error.status is None:
+        return f"The clip could not be fetched from OnePin's storage: {error.problem} {again}"
+    code = f" {error.code}" if error.code else ""
+    head = f"OnePin's storage answered {error.status}{code} for the clip's link."
+    if error.status == 403:
+        return f"{head} Links expire about 15 minutes after they are minted. {again}"
+    if error.status == 404:
+        return f"{head} {again} If it persists, get_run_data shows whether the clip still exists."
+    if error.status >= 500:
+        return f"{head} Storage had a problem; try again in a minute."
+    return f"{head} {error.problem} {again}"
 
 
 def _request_id(request_id: str | None) -> str:

@@ -1,4 +1,5 @@
-"""Resources (a workflow, a run snapshot, a run's step log, as JSON) and argument completions.
+"""Resources (a workflow, a run snapshot, a run's step log, as JSON; a clip as WAV) and argument
+completions.
 
 Clients that attach context (an IDE's "add resource", a pinned run) read these; every one has a
 tool twin (get_workflow view=definition, get_run include_definition, get_run_steps) for clients
@@ -12,10 +13,11 @@ except that every string, keys included, goes through the one text cleaner (`one
 names, scripts and error texts are written by platform users, and a resource lands in a model's
 context as is. Strings are not capped here, so a definition read back stays whole.
 
-Completions offer workflow ids (by name or id prefix) and run ids (the chosen workflow's runs,
-newest first), for the resource templates and the prompts alike. MCP completion values are the
-strings that get filled in, so they are ids. A OnePin failure or a slow answer yields no values,
-never an error: a completion is a convenience that must not break typing.
+Completions offer workflow ids (by name or id prefix), run ids (the chosen workflow's runs,
+newest first) and audio ids (the chosen run's clips, in line order), for the resource templates
+and the prompts alike. MCP completion values are the strings that get filled in, so they are
+ids. A OnePin failure or a slow answer yields no values, never an error: a completion is a
+convenience that must not break typing.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from mcp.types import (
 from pydantic import BaseModel
 
 from onepin_mcp.client import OnePinClient
+from onepin_mcp.clips import ClipUnavailable, fetch_clip
 from onepin_mcp.errors import OnePinAPIError, OnePinError, OnePinInputError, redact
 from onepin_mcp.failures import explain
 from onepin_mcp.prompts import PROMPT_ARGUMENTS
@@ -55,13 +58,17 @@ logger = logging.getLogger("onepin_mcp.resources")
 WORKFLOW_URI: Final = "onepin://workflows/{workflow_id}"
 RUN_URI: Final = "onepin://workflows/{workflow_id}/runs/{run_id}"
 STEPS_URI: Final = "onepin://workflows/{workflow_id}/runs/{run_id}/steps"
+AUDIO_URI: Final = "onepin://workflows/{workflow_id}/runs/{run_id}/audio/{audio_id}"
 JSON_MIME: Final = "application/json"
+# What the sandbox serves and OnePin's cards declare; a template's type is fixed at listing.
+AUDIO_MIME: Final = "audio/wav"
 
 # Which arguments each resource template has: what completions are offered for.
 TEMPLATE_ARGUMENTS: Final[Mapping[str, frozenset[str]]] = {
     WORKFLOW_URI: frozenset({"workflow_id"}),
     RUN_URI: frozenset({"workflow_id", "run_id"}),
     STEPS_URI: frozenset({"workflow_id", "run_id"}),
+    AUDIO_URI: frozenset({"workflow_id", "run_id", "audio_id"}),
 }
 
 # A short list a person can pick from; the protocol allows up to 100.
@@ -73,7 +80,7 @@ MAX_SEARCH_CHARS: Final = 100
 # Completions answer while someone types: give up rather than wait out retries.
 COMPLETION_DEADLINE_S: Final = 5.0
 
-COMPLETABLE_ARGUMENTS: Final = frozenset({"workflow_id", "run_id"})
+COMPLETABLE_ARGUMENTS: Final = frozenset({"workflow_id", "run_id", "audio_id"})
 
 _HEX_ID_CHARS: Final = frozenset("0123456789abcdef-")
 
@@ -112,6 +119,16 @@ def register_resources(server: MCPServer[AppState]) -> None:
         ),
         mime_type=JSON_MIME,
     )(read_run_steps)
+    server.resource(
+        AUDIO_URI,
+        name="audio_clip",
+        title="OnePin audio clip",
+        description=(
+            "One clip (a line in one locale) as WAV audio, up to the server's size cap; "
+            "audio ids come from get_run_data. Tool twin: get_audio_clip."
+        ),
+        mime_type=AUDIO_MIME,
+    )(read_audio_clip)
     _register_masked_read_errors(server)
     _register_completions(server)
 
@@ -142,6 +159,24 @@ async def read_run_steps(workflow_id: str, run_id: str, ctx: Context[AppState, A
             "steps": [_dump(step) for step in steps],
         }
     )
+
+
+async def read_audio_clip(
+    workflow_id: str, run_id: str, audio_id: str, ctx: Context[AppState, Any]
+) -> bytes:
+    max_bytes = ctx.request_context.lifespan_context.settings.max_clip_bytes
+    try:
+        clip = await fetch_clip(_client(ctx), workflow_id, run_id, audio_id, max_bytes=max_bytes)
+    except ClipUnavailable as exc:
+        error = ResourceNotFoundError if exc.missing else ResourceError
+        raise error(exc.text) from None
+    if clip.file.content is None:
+        size = f"{clip.file.size_bytes} bytes" if clip.file.size_bytes is not None else "larger"
+        raise ResourceError(
+            f"The clip is {size}, over this server's {max_bytes}-byte cap for audio it serves "
+            "itself. get_audio_clip (or get_download_url with audio_id) gives its link."
+        )
+    return clip.file.content
 
 
 def _register_masked_read_errors(server: MCPServer[AppState]) -> None:
@@ -237,7 +272,7 @@ def _register_completions(server: MCPServer[AppState]) -> None:
 async def complete_argument(
     ctx: Context[AppState, Any], params: CompleteRequestParams
 ) -> Completion:
-    """Values for a `workflow_id` or `run_id` argument of our templates and prompts, else none."""
+    """Values for an id argument (workflow, run, audio) of our templates and prompts, else none."""
     name = params.argument.name
     if name not in COMPLETABLE_ARGUMENTS or name not in _arguments_of(params.ref):
         return _no_values()
@@ -248,6 +283,10 @@ async def complete_argument(
             client = _client(ctx)
             if name == "workflow_id":
                 return await _workflow_ids(client, typed)
+            if name == "audio_id":
+                return await _audio_ids(
+                    client, chosen.get("workflow_id"), chosen.get("run_id"), typed
+                )
             return await _run_ids(client, chosen.get("workflow_id"), typed)
         logger.info("Completing %s took over %g s; offering no values", name, COMPLETION_DEADLINE_S)
     except OnePinError as exc:
@@ -309,6 +348,24 @@ async def _run_ids(client: OnePinClient, workflow_id: str | None, typed: str) ->
     )
     values = [r.id for r in page.items if r.id.lower().startswith(prefix)]
     return _completion(values, more=page.next_offset is not None)
+
+
+async def _audio_ids(
+    client: OnePinClient, workflow_id: str | None, run_id: str | None, typed: str
+) -> Completion:
+    """Audio ids of the chosen run's clips that start with `typed`, in line order (the first
+    page of its data: the current take of each line and locale)."""
+    prefix = typed.strip().lower()
+    if not workflow_id or not run_id or not set(prefix) <= _HEX_ID_CHARS:
+        return _no_values()
+    data = await client.get_run_data(workflow_id, run_id, limit=ID_SCAN_LIMIT)
+    values = [
+        audio_id
+        for row in data.rows
+        for card in row.cards
+        if (audio_id := card.audio_id) is not None and audio_id.startswith(prefix)
+    ]
+    return _completion(values, more=data.page.next_offset is not None)
 
 
 def _no_values() -> Completion:

@@ -16,10 +16,18 @@ from typing import Any
 import httpx
 import pydantic_core
 from mcp.server import MCPServer
+from mcp.server.apps import client_supports_apps
+from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.subscriptions import InMemorySubscriptionBus
-from mcp.types import CallToolResult, InputRequiredResult, TextContent
+from mcp.types import (
+    CallToolResult,
+    InputRequiredResult,
+    ListToolsResult,
+    PaginatedRequestParams,
+    TextContent,
+)
 from pydantic import ValidationError
 
 from onepin_mcp import __version__
@@ -32,6 +40,7 @@ from onepin_mcp.resources import register_resources
 from onepin_mcp.selection import ToolSelection, resolve_selection
 from onepin_mcp.state import AppState, ClientProvider, Clock, RealClock, SharedClient, WritePolicy
 from onepin_mcp.subscriptions import register_subscriptions
+from onepin_mcp.viewer.app import point_to_viewer, viewer_extension
 from onepin_mcp.views import clean_text
 
 SERVER_NAME = "onepin"
@@ -85,6 +94,17 @@ class OnePinServer(MCPServer[AppState]):
             # cleans it like all API text before it masks keys.
             raise ToolError(redact(text)) from cause
         return _compact_text(result)
+
+    async def _handle_list_tools(
+        self, ctx: ServerRequestContext[AppState], params: PaginatedRequestParams | None
+    ) -> ListToolsResult:
+        # The run tools point to the viewer only for a client that negotiated MCP Apps; the
+        # pointer is added per answer rather than registered on the tools, so that any other
+        # client lists exactly what a server without the viewer lists.
+        listed = await super()._handle_list_tools(ctx, params)
+        if not client_supports_apps(ctx):
+            return listed
+        return listed.model_copy(update={"tools": point_to_viewer(listed.tools)})
 
 
 def _compact_text(
@@ -186,6 +206,8 @@ def create_server(
         website_url="https://onepin.ai",
         lifespan=lifespan,
         subscriptions=bus,
+        # The run viewer's ui:// page, and the extension advertised in the capabilities.
+        extensions=[viewer_extension()],
     )
     for spec in enabled:
         server.add_tool(

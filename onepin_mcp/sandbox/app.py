@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
+import anyio.to_thread
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -37,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from . import audio, seed, views
+from . import audio, seed, speech, views
 from .clock import Clock, ManualClock, ScaledClock
 from .control import control_routes
 from .engine import (
@@ -1198,14 +1199,17 @@ class OnePinApi:
         token = secrets.token_urlsafe(18)
         expires = ctx.now + DOWNLOAD_TTL
         store.files[token] = FileLink(token, filename, content_type, expires, build)
-        return views.Link(f"{ctx.base_url}{FILES_PREFIX}/{token}/{filename}", filename, expires)
+        # On the host the client used, unless files are served elsewhere (`files_url`).
+        base = self.sandbox.files_url or ctx.base_url
+        return views.Link(f"{base}{FILES_PREFIX}/{token}/{filename}", filename, expires)
 
     def _zip_link(self, ctx: Context, run: Run, filename: str, node_id: str | None) -> JSON:
         takes = views.delivered_takes(run)
+        voice = self.sandbox.voice
 
         def build() -> bytes:
             return audio.zip_bytes(
-                {views.archive_name(take): views.take_wav(take) for take in takes}
+                {views.archive_name(take): views.take_wav(take, voice) for take in takes}
             )
 
         link = self._link(ctx, filename, "application/zip", _once(build))
@@ -1216,9 +1220,14 @@ class OnePinApi:
         }
 
     def _audio_linker(self, ctx: Context, run: Run) -> Callable[[Any], views.Link]:
+        voice = self.sandbox.voice
+
         def link(take: Any) -> views.Link:
             return self._link(
-                ctx, f"{take.audio_id}.wav", "audio/wav", _once(lambda: views.take_wav(take))
+                ctx,
+                f"{take.audio_id}.wav",
+                "audio/wav",
+                _once(lambda: views.take_wav(take, voice)),
             )
 
         return link
@@ -1232,8 +1241,11 @@ class OnePinApi:
             return _storage_error(404, "NoSuchKey", "The specified key does not exist.")
         if now >= found.expires_at:
             return _storage_error(403, "AccessDenied", "Request has expired")
+        # Built off the event loop: speaking a six-language chapter takes seconds, and the loop
+        # meanwhile answers the API (and, in-process, the MCP server around it).
+        content = await anyio.to_thread.run_sync(found.build)
         return Response(
-            found.build(),
+            content,
             media_type=found.content_type,
             headers={"Content-Disposition": f'attachment; filename="{found.filename}"'},
         )
@@ -1315,6 +1327,12 @@ class Sandbox:
     `api_keys=None` accepts any well-formed key with every scope (role admin); a list accepts only
     those keys (a plain string means every scope, admin). With `manual_clock=True` time stands
     still until `advance()`; otherwise it runs at `speed` times real time.
+
+    `voice` says how takes sound (`speech.choose`: "auto" speaks with espeak-ng when it is on the
+    PATH, "espeak" insists on it, "tone" never speaks); `voice_description` says which is in
+    effect. `files_url` (e.g. "http://127.0.0.1:8765") is where presigned file URLs point instead
+    of the host the client used: for an in-process sandbox, whose API has no address, with
+    `files_app` served there (see `serve.serving_files`).
     """
 
     def __init__(
@@ -1323,7 +1341,11 @@ class Sandbox:
         api_keys: Sequence[ApiKey | str] | None = None,
         manual_clock: bool = False,
         speed: float = 1.0,
+        voice: speech.VoiceChoice = "auto",
+        files_url: str | None = None,
     ) -> None:
+        self.voice: speech.Voice = speech.choose(voice)
+        self.files_url = files_url.rstrip("/") if files_url else None
         self.clock: Clock = ManualClock() if manual_clock else ScaledClock(speed)
         self.keys = KeyRing(api_keys)
         # One lock for all state: requests are handled on one event loop, but `advance()` and
@@ -1349,10 +1371,20 @@ class Sandbox:
             ],
             exception_handlers={HTTPException: api.http_exception},
         )
+        # The presigned files alone, for serving where `files_url` points: no API, no control
+        # routes, no faults (those belong to API traffic).
+        self.files_app = Starlette(
+            routes=[Route(FILES_PREFIX + "/{token}/{filename}", api.serve_file, methods=["GET"])]
+        )
 
     @property
     def example_key(self) -> str:
         return self.keys.example_key
+
+    @property
+    def voice_description(self) -> str:
+        """What takes sound like: "espeak-ng", or "tones (install espeak-ng for speech)"."""
+        return self.voice.description
 
     @property
     def requests(self) -> Sequence[RequestRecord]:

@@ -1,16 +1,18 @@
-"""Small, real media files for the sandbox's downloads: a tone as WAV, files bundled as ZIP.
+"""Real media files for the sandbox's downloads: PCM as WAV, a tone, files bundled as ZIP.
 
-Both are deterministic (same inputs, same bytes), so a download can be compared with what the
-sandbox served, and both open in ordinary tools, so a demo download plays.
+All are deterministic (same inputs, same bytes), so a download can be compared with what the
+sandbox served, and all open in ordinary tools, so a demo download plays. A tone of any length
+costs one second's worth of arithmetic: the rest is that second repeated.
 """
 
 from __future__ import annotations
 
 import io
 import math
-import struct
+import sys
 import wave
 import zipfile
+from array import array
 from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Final
@@ -27,8 +29,22 @@ MAX_DURATION_MS: Final = 10 * 60 * 1000
 _ZIP_EPOCH: Final = (1980, 1, 1, 0, 0, 0)
 
 
-def wav_bytes(duration_ms: int, frequency_hz: float, sample_rate: int = 16000) -> bytes:
-    """A mono 16-bit PCM WAV of a sine tone (about 32 KB per second at 16 kHz)."""
+def pcm_wav(samples: array[int], sample_rate: int) -> bytes:
+    """A mono 16-bit PCM WAV of `samples` (an array of type "h")."""
+    data = array("h", samples)
+    if sys.byteorder == "big":
+        data.byteswap()  # WAV samples are little-endian whatever the machine is
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(sample_rate)
+        wav.writeframes(data.tobytes())
+    return buffer.getvalue()
+
+
+def tone_samples(duration_ms: int, frequency_hz: float, sample_rate: int = 16000) -> array[int]:
+    """A soft sine tone, faded in and out, as 16-bit samples."""
     if not 0 < duration_ms <= MAX_DURATION_MS:
         raise ValueError(f"duration_ms must be between 1 and {MAX_DURATION_MS}")
     if not 8000 <= sample_rate <= 48000:
@@ -37,22 +53,28 @@ def wav_bytes(duration_ms: int, frequency_hz: float, sample_rate: int = 16000) -
         raise ValueError("frequency_hz must be positive and below half the sample rate")
 
     count = sample_rate * duration_ms // 1000
-    fade = min(sample_rate * FADE_MS // 1000, count // 2)
+    # A whole-hertz tone repeats exactly after sample_rate / gcd(f, sample_rate) samples (at most
+    # one second), so a ten-minute clip is one period computed and the rest copied.
+    if float(frequency_hz).is_integer():
+        period = sample_rate // math.gcd(int(frequency_hz), sample_rate)
+    else:
+        period = count
     peak = AMPLITUDE * 32767
     step = 2 * math.pi * frequency_hz / sample_rate
-    samples = []
-    for n in range(count):
-        envelope = min(1.0, n / fade, (count - 1 - n) / fade) if fade else 1.0
-        samples.append(round(peak * envelope * math.sin(step * n)))
+    cycle = array("h", (round(peak * math.sin(step * n)) for n in range(min(period, count))))
+    samples = cycle * -(-count // len(cycle))
+    del samples[count:]
+    fade = min(sample_rate * FADE_MS // 1000, count // 2)
+    for n in range(fade):
+        samples[n] = round(samples[n] * n / fade)
+        last = count - 1 - n
+        samples[last] = round(samples[last] * n / fade)
+    return samples
 
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(sample_rate)
-        # WAV samples are little-endian whatever the machine is.
-        wav.writeframes(struct.pack(f"<{count}h", *samples))
-    return buffer.getvalue()
+
+def wav_bytes(duration_ms: int, frequency_hz: float, sample_rate: int = 16000) -> bytes:
+    """A mono 16-bit PCM WAV of a sine tone (about 32 KB per second at 16 kHz)."""
+    return pcm_wav(tone_samples(duration_ms, frequency_hz, sample_rate), sample_rate)
 
 
 def zip_bytes(files: Mapping[str, bytes]) -> bytes:

@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from . import audio
 from .engine import (
     VALIDATOR_KINDS,
     DefinitionProblem,
@@ -29,6 +28,7 @@ from .engine import (
     visible_takes,
 )
 from .requestlog import isoformat
+from .speech import Voice
 from .store import (
     JSON,
     RUN_STATUSES,
@@ -43,12 +43,6 @@ from .store import (
     Upload,
     Workflow,
 )
-
-# Sandbox audio files are short tones: long enough to play, small enough that a six-language
-# chapter still downloads in a moment.
-_CLIP_MS = 500
-_CLIP_SAMPLE_RATE = 8000
-_LOCALE_TONES = {"en": 440.0, "ko": 494.0, "ja": 523.0, "de": 392.0, "es": 349.0, "fr": 330.0}
 
 
 @dataclass(frozen=True)
@@ -525,9 +519,9 @@ def archive_name(take: Take) -> str:
     return f"{take.locale}/line-{take.line_index + 1:03d}_{take.audio_id}.wav"
 
 
-def take_wav(take: Take) -> bytes:
-    tone = _LOCALE_TONES.get(take.locale.split("-")[0], 415.0)
-    return audio.wav_bytes(min(take.duration_ms, _CLIP_MS), tone, sample_rate=_CLIP_SAMPLE_RATE)
+def take_wav(take: Take, voice: Voice) -> bytes:
+    """The take's clip, exactly as long as its reported `duration_ms` (see `speech`)."""
+    return voice.clip(take.text, take.locale, take.duration_ms)
 
 
 def _validation(score: Score) -> JSON:

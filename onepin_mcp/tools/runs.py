@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import AudioContent, CallToolResult, ContentBlock, TextContent
 from pydantic import AwareDatetime, Field
 
+from onepin_mcp.clips import MAX_LOOKUP_LINES, ClipUnavailable, fetch_clip, find_card
 from onepin_mcp.models import RunSortField, RunState, RunStatus, SortOrder
 from onepin_mcp.state import AppState
 from onepin_mcp.tools import ToolSpec, onepin, read_tool
 from onepin_mcp.tools.workflows import WorkflowId
 from onepin_mcp.views.runs import (
+    AudioClipView,
     DownloadView,
     PreviewView,
     RunDataView,
@@ -285,6 +289,47 @@ async def get_download_url(
     return DownloadView.of(await client.get_run_download_url(workflow_id, run_id), "run")
 
 
+AudioId = Annotated[str, Field(description="16 hex, from get_run_data cards")]
+
+
+async def get_audio_clip(
+    ctx: Context[AppState, Any], workflow_id: WorkflowId, run_id: RunId, audio_id: AudioId
+) -> Annotated[CallToolResult, AudioClipView]:
+    """One clip (a line in one locale) as playable audio, with its text, transcript and
+    validator scores. A clip too large to attach comes back as a link."""
+    state = ctx.request_context.lifespan_context
+    client = onepin(ctx)
+    max_bytes = state.settings.max_clip_bytes
+    try:
+        clip = await fetch_clip(client, workflow_id, run_id, audio_id, max_bytes=max_bytes)
+        found = await find_card(client, workflow_id, run_id, audio_id)
+    except ClipUnavailable as exc:
+        raise ToolError(exc.text) from None
+    view = AudioClipView.of(
+        workflow_id,
+        run_id,
+        audio_id,
+        link=clip.link,
+        file=clip.file,
+        found=found,
+        lines_searched=MAX_LOOKUP_LINES,
+        max_bytes=max_bytes,
+    )
+    structured = view.model_dump(mode="json")
+    # The same compact JSON as every other tool's text, for clients that read text only; the
+    # audio block follows it, and only when the clip fits under the cap.
+    blocks: list[ContentBlock] = [TextContent(type="text", text=view.model_dump_json())]
+    if clip.file.content is not None:
+        blocks.append(
+            AudioContent(
+                type="audio",
+                data=base64.b64encode(clip.file.content).decode("ascii"),
+                mime_type=view.mime_type,
+            )
+        )
+    return CallToolResult(content=blocks, structured_content=structured)
+
+
 async def preview_run(
     ctx: Context[AppState, Any],
     workflow_id: WorkflowId,
@@ -314,5 +359,6 @@ TOOLS: tuple[ToolSpec, ...] = (
     read_tool(get_run_data, toolset="runs", title="Run data"),
     read_tool(get_runs_summary, toolset="runs", title="Runs summary"),
     read_tool(get_download_url, toolset="runs", title="Download URL"),
+    read_tool(get_audio_clip, toolset="runs", title="Audio clip"),
     read_tool(preview_run, toolset="runs", title="Preview run cost"),
 )

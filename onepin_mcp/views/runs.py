@@ -9,12 +9,14 @@ Presigned audio URLs in result payloads are left out where an id can fetch a fre
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field
 
+from onepin_mcp.client import PresignedFile
 from onepin_mcp.models import (
     DataCard,
     DataRow,
@@ -811,15 +813,20 @@ class CardView(View):
             duration_s=seconds(audio.duration_ms) if audio else None,
             playback_url=audio.playback_url if audio and audio.status == "available" else None,
             voice=card.voice.display_name if card.voice else None,
-            scores={
-                clean_text(v.kind, 50): v.score
-                if v.score is not None and v.status == "available"
-                else clean_text(v.status, 50)
-                for v in card.validations
-            },
+            scores=card_scores(card),
             retries=card.retry_count,
             reason=audio.reason if audio else None,
         )
+
+
+def card_scores(card: DataCard) -> dict[str, float | str]:
+    """Validator kind: its score, or why there is none (not_ready, unsupported, ...)."""
+    return {
+        clean_text(v.kind, 50): v.score
+        if v.score is not None and v.status == "available"
+        else clean_text(v.status, 50)
+        for v in card.validations
+    }
 
 
 class DataRowView(View):
@@ -918,6 +925,97 @@ class DownloadView(View):
     @classmethod
     def of(cls, link: DownloadUrl, covers: Literal["run", "node", "clip"]) -> DownloadView:
         return cls(covers=covers, url=link.url, filename=link.filename, expires_at=link.expires_at)
+
+
+# --- get_audio_clip -------------------------------------------------------------------------------
+
+
+class AudioClipView(View):
+    """One clip: its line, what speech recognition heard, its scores, and how its audio comes."""
+
+    workflow_id: str
+    run_id: str
+    audio_id: str
+    line_index: int | None = None
+    locale: CleanName | None = None
+    text: CleanText | None = Field(default=None, description="the line in this locale")
+    transcript: CleanText | None = Field(default=None, description="what a validator heard")
+    status: CleanName | None = Field(
+        default=None, description="delivered, generated, not_delivered or dropped"
+    )
+    duration_s: float | None = None
+    scores: dict[str, float | str] = Field(
+        description="validator kind: score, or why there is none (not_ready, unsupported, ...)"
+    )
+    mime_type: str
+    size_bytes: int | None = Field(default=None, description="of the audio file, when known")
+    attached: bool = Field(description="true: the audio is in this result as an audio block")
+    url: str | None = Field(default=None, description="presigned link, when not attached")
+    expires_at: datetime | None = None
+    next: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        workflow_id: str,
+        run_id: str,
+        audio_id: str,
+        *,
+        link: DownloadUrl,
+        file: PresignedFile,
+        found: tuple[DataRow, DataCard] | None,
+        lines_searched: int,
+        max_bytes: int,
+    ) -> AudioClipView:
+        row, card = found if found is not None else (None, None)
+        audio = card.audio if card is not None else None
+        hint = None
+        if file.over_cap:
+            size = f"{file.size_bytes} bytes" if file.size_bytes is not None else "larger"
+            hint = (
+                f"The clip is {size}, over this server's {max_bytes}-byte cap for audio in a "
+                "result, so it is not attached: play or download it from url before expires_at "
+                "(call get_audio_clip again for a fresh link)."
+            )
+        elif found is None:
+            hint = (
+                f"The clip was not found in the run's first {lines_searched} lines of "
+                "get_run_data, so its line, text and scores are not given."
+            )
+        return cls(
+            workflow_id=workflow_id.lower(),
+            run_id=run_id.lower(),
+            audio_id=audio_id.lower(),
+            line_index=row.line_index if row is not None else None,
+            locale=card.locale_code if card is not None else None,
+            text=(card.script or row.script) if card is not None and row is not None else None,
+            transcript=next((v.transcript for v in card.validations if v.transcript), None)
+            if card is not None
+            else None,
+            status=card.status if card is not None else None,
+            duration_s=seconds(audio.duration_ms) if audio is not None else None,
+            scores=card_scores(card) if card is not None else {},
+            mime_type=audio_mime_type(file.content_type, audio.content_type if audio else None),
+            size_bytes=file.size_bytes,
+            attached=not file.over_cap,
+            url=link.url if file.over_cap else None,
+            expires_at=link.expires_at if file.over_cap else None,
+            next=hint,
+        )
+
+
+def audio_mime_type(*candidates: str | None) -> str:
+    """The first candidate that names an audio type (parameters dropped), else WAV: what the
+    sandbox serves and what OnePin's cards declare."""
+    for candidate in candidates:
+        essence = (candidate or "").split(";")[0].strip().lower()
+        # Storage's header is untrusted text too: only a plain media type passes, as is.
+        if _AUDIO_TYPE.fullmatch(essence):
+            return essence
+    return "audio/wav"
+
+
+_AUDIO_TYPE = re.compile(r"audio/[a-z0-9][a-z0-9.+-]{0,40}")
 
 
 class PreviewView(View):

@@ -264,7 +264,11 @@ async def drive_every_tool(
     await call("get_run_steps", workflow_id=F, run_id=seed.RUN_FAILED_ID)
     for view in choices("get_run_results", "view"):
         await call("get_run_results", workflow_id=W, run_id=seed.RUN_COMPLETED_ID, view=view)
-    await call("get_run_data", workflow_id=W, run_id=seed.RUN_COMPLETED_ID)
+    data = await call("get_run_data", workflow_id=W, run_id=seed.RUN_COMPLETED_ID)
+    clip = data["rows"][0]["cards"][0]["audio_id"]
+    await call("get_audio_clip", workflow_id=W, run_id=seed.RUN_COMPLETED_ID, audio_id=clip)
+    failed = await call("get_run_data", workflow_id=F, run_id=seed.RUN_FAILED_ID)
+    failed_clip = failed["rows"][0]["cards"][0]["audio_id"]
     await call("get_runs_summary", workflow_id=W)
     await call("get_download_url", workflow_id=W, run_id=seed.RUN_COMPLETED_ID)
     await call("preview_run", workflow_id=W)
@@ -302,7 +306,9 @@ async def drive_every_tool(
     scan.add(f"{where} resources/templates/list", templates.model_dump_json())
     assert templates.resource_templates
     for template in templates.resource_templates:
-        uri = template.uri_template.format(workflow_id=F, run_id=seed.RUN_FAILED_ID)
+        uri = template.uri_template.format(
+            workflow_id=F, run_id=seed.RUN_FAILED_ID, audio_id=failed_clip
+        )
         scan.add(f"{where} {uri}", (await client.read_resource(uri)).model_dump_json())
     scan.add(f"{where} resources/list", (await client.list_resources()).model_dump_json())
 

@@ -7,25 +7,21 @@ A drop must close the connection without a single response byte, which ASGI offe
 from __future__ import annotations
 
 import logging
-import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 
 import anyio
 import anyio.abc
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp
 
 from onepin_mcp.sandbox.faults import FaultMiddleware, FaultRules, LateRequests
 from onepin_mcp.sandbox.requestlog import STATUS_NO_RESPONSE, RequestLog
+from tests.support.loopback import serving
 
 pytestmark = pytest.mark.anyio
 
@@ -48,30 +44,6 @@ def tiny_api() -> tuple[Starlette, list[str]]:
         Route("/api/v1/workflows/{wf}/runs", start_run, methods=["POST"]),
     ]
     return Starlette(routes=routes), runs
-
-
-@asynccontextmanager
-async def serving(app: ASGIApp) -> AsyncIterator[str]:
-    """uvicorn serving `app` on a loopback port; yields the base URL.
-
-    The socket is bound and listening before the server starts, so clients can connect at once
-    (the kernel queues them) and nothing has to wait for the server to be ready.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="off", ws="none", log_config=None, access_log=False)
-    server = uvicorn.Server(config)
-    try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(server.serve, [sock])
-            try:
-                yield f"http://127.0.0.1:{port}"
-            finally:
-                server.should_exit = True
-    finally:
-        sock.close()
 
 
 async def read_until_closed(stream: anyio.abc.ByteStream) -> bytes:

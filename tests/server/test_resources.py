@@ -1,4 +1,5 @@
-"""Resources: a workflow, a run snapshot and a run's step log as JSON, and how failures read."""
+"""Resources: a workflow, a run snapshot and a run's step log as JSON, and how failures read.
+The clip resource (audio/wav) has its own file, test_audio_clip.py."""
 
 from __future__ import annotations
 
@@ -37,18 +38,18 @@ async def read_json(client: Client, uri: str) -> Any:
     return json.loads(content.text)
 
 
-async def test_the_three_resource_templates_are_listed_as_json_with_titles(
+async def test_the_resource_templates_are_listed_with_their_types_and_titles(
     mcp_client: Client,
 ) -> None:
     listed = await mcp_client.list_resource_templates()
     templates = {t.uri_template: t for t in listed.resource_templates}
-    assert set(templates) == {
-        "onepin://workflows/{workflow_id}",
-        "onepin://workflows/{workflow_id}/runs/{run_id}",
-        "onepin://workflows/{workflow_id}/runs/{run_id}/steps",
+    assert {uri: t.mime_type for uri, t in templates.items()} == {
+        "onepin://workflows/{workflow_id}": "application/json",
+        "onepin://workflows/{workflow_id}/runs/{run_id}": "application/json",
+        "onepin://workflows/{workflow_id}/runs/{run_id}/steps": "application/json",
+        "onepin://workflows/{workflow_id}/runs/{run_id}/audio/{audio_id}": "audio/wav",
     }
     for template in templates.values():
-        assert template.mime_type == "application/json"
         assert template.title
         assert template.description
     assert "definition_snapshot" in (

@@ -725,6 +725,7 @@ async def test_the_run_tools_are_listed_in_order_as_read_only(
         "get_run_data",
         "get_runs_summary",
         "get_download_url",
+        "get_audio_clip",
         "preview_run",
     ]
     for tool in tools:

@@ -31,6 +31,7 @@ DEFAULT_TOOL_NAMES = (
     "get_run_data",
     "get_runs_summary",
     "get_download_url",
+    "get_audio_clip",
     "preview_run",
     "start_run",
     "cancel_run",

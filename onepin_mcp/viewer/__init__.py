@@ -1,0 +1,1 @@
+"""The run viewer: an MCP App page (`page`) and its wiring into the server's surface (`app`)."""
