@@ -41,8 +41,8 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from onepin_mcp.client import API_PREFIX, OnePinClient
-from onepin_mcp.config import Settings
+from onepin_mcp.api.client import API_PREFIX, OnePinClient
+from onepin_mcp.api.settings import Settings
 from onepin_mcp.sandbox import Sandbox, seed
 from onepin_mcp.selection import ToolSelection
 from onepin_mcp.server import OnePinServer, create_server

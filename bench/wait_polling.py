@@ -44,9 +44,9 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from onepin_mcp.client import OnePinClient, RetryPolicy
-from onepin_mcp.config import Settings
-from onepin_mcp.models import RunState
+from onepin_mcp.api.client import OnePinClient, RetryPolicy
+from onepin_mcp.api.models import RunState
+from onepin_mcp.api.settings import Settings
 from onepin_mcp.sandbox import Sandbox, seed
 from onepin_mcp.watch import wait_until_settled
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onepin_mcp import __version__
-from onepin_mcp.errors import redact
+from onepin_mcp.api.errors import redact
 from onepin_mcp.options import (
     ENV_HTTP_TOKEN,
     DoctorOptions,
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from onepin_mcp.config import Settings
+    from onepin_mcp.api.settings import Settings
     from onepin_mcp.sandbox import Sandbox
 
 EXIT_OK = 0
@@ -142,7 +142,7 @@ def _sandbox(
     """
     from pydantic import SecretStr
 
-    from onepin_mcp.config import Settings
+    from onepin_mcp.api.settings import Settings
     from onepin_mcp.sandbox import Sandbox
     from onepin_mcp.serving import url_of
 
@@ -174,7 +174,7 @@ def _serve(
     redactor: RedactingFilter | None,
     opened: contextlib.ExitStack,
 ) -> int:
-    from onepin_mcp.config import ConfigError, load_settings
+    from onepin_mcp.api.settings import ConfigError, load_settings
     from onepin_mcp.server import create_server
 
     transport = None
@@ -299,7 +299,7 @@ def _serve(
 def doctor(options: DoctorOptions, env: Mapping[str, str]) -> int:
     import anyio
 
-    from onepin_mcp.config import load_settings
+    from onepin_mcp.api.settings import load_settings
     from onepin_mcp.doctor import diagnose, render
 
     if options.sandbox:

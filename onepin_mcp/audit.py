@@ -41,7 +41,7 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
-from onepin_mcp.errors import (
+from onepin_mcp.api.errors import (
     OnePinAPIError,
     OnePinInputError,
     OnePinTimeoutError,

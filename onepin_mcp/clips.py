@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from onepin_mcp.client import OnePinClient, PresignedFile
-from onepin_mcp.errors import OnePinAPIError, OnePinError, OnePinInputError
+from onepin_mcp.api.client import OnePinClient, PresignedFile
+from onepin_mcp.api.errors import OnePinAPIError, OnePinError, OnePinInputError
+from onepin_mcp.api.models import DataCard, DataRow, DownloadUrl
 from onepin_mcp.failures import explain
-from onepin_mcp.models import DataCard, DataRow, DownloadUrl
 
 # Run data has no filter by audio id, so a clip's line is found by paging: 100 lines a page (the
 # API's largest), at most 10 pages. A script is rarely longer; past that the clip still comes

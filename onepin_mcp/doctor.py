@@ -18,15 +18,15 @@ from typing import Literal
 import httpx
 
 from onepin_mcp import __version__
-from onepin_mcp.client import OnePinClient, RetryPolicy
-from onepin_mcp.config import (
+from onepin_mcp.api.client import OnePinClient, RetryPolicy
+from onepin_mcp.api.errors import OnePinAPIError, OnePinError, OnePinTransportError, redact
+from onepin_mcp.api.settings import (
     ENV_API_KEY,
     ENV_BASE_URL,
     ENV_WORKSPACE_ID,
     ConfigError,
     Settings,
 )
-from onepin_mcp.errors import OnePinAPIError, OnePinError, OnePinTransportError, redact
 from onepin_mcp.failures import KEY_HELP
 from onepin_mcp.selection import ToolSelection, resolve_selection
 from onepin_mcp.tools import ToolSpec

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from onepin_mcp.errors import (
+from onepin_mcp.api.errors import (
     OnePinAPIError,
     OnePinAuthConfigError,
     OnePinError,

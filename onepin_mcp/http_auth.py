@@ -31,9 +31,9 @@ from pydantic import SecretStr
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from onepin_mcp.client import OnePinClient, RetryPolicy
-from onepin_mcp.config import Settings
-from onepin_mcp.errors import OnePinAPIError, OnePinAuthConfigError, OnePinError
+from onepin_mcp.api.client import OnePinClient, RetryPolicy
+from onepin_mcp.api.errors import OnePinAPIError, OnePinAuthConfigError, OnePinError
+from onepin_mcp.api.settings import Settings
 from onepin_mcp.http_guards import HEALTH_PATH
 from onepin_mcp.options import API_KEY_FORM, DEFAULT_KEY_CHECK_TTL_S
 from onepin_mcp.sessions import Callers

@@ -45,9 +45,9 @@ from mcp.types import (
 )
 from pydantic import BaseModel
 
-from onepin_mcp.client import OnePinClient
+from onepin_mcp.api.client import OnePinClient
+from onepin_mcp.api.errors import OnePinAPIError, OnePinError, OnePinInputError, redact
 from onepin_mcp.clips import ClipUnavailable, fetch_clip
-from onepin_mcp.errors import OnePinAPIError, OnePinError, OnePinInputError, redact
 from onepin_mcp.failures import explain
 from onepin_mcp.prompts import PROMPT_ARGUMENTS
 from onepin_mcp.state import AppState

@@ -31,9 +31,9 @@ from mcp.types import (
 from pydantic import ValidationError
 
 from onepin_mcp import __version__
-from onepin_mcp.client import OnePinClient, RetryPolicy
-from onepin_mcp.config import Settings
-from onepin_mcp.errors import OnePinError, redact
+from onepin_mcp.api.client import OnePinClient, RetryPolicy
+from onepin_mcp.api.errors import OnePinError, redact
+from onepin_mcp.api.settings import Settings
 from onepin_mcp.failures import explain
 from onepin_mcp.prompts import register_prompts
 from onepin_mcp.resources import register_resources

@@ -9,8 +9,8 @@ from typing import Any, Literal, Protocol
 import anyio
 from mcp.server.mcpserver import Context
 
-from onepin_mcp.client import OnePinClient
-from onepin_mcp.config import Settings
+from onepin_mcp.api.client import OnePinClient
+from onepin_mcp.api.settings import Settings
 
 
 class Clock(Protocol):

@@ -39,7 +39,7 @@ from mcp.shared.message import SessionMessage
 from mcp.types import INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError
 from pydantic import ValidationError
 
-from onepin_mcp.errors import redact
+from onepin_mcp.api.errors import redact
 
 logger = logging.getLogger(__name__)
 

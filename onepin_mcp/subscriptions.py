@@ -59,10 +59,10 @@ from mcp.types import (
     UnsubscribeRequestParams,
 )
 
-from onepin_mcp.client import OnePinClient
-from onepin_mcp.errors import OnePinAPIError, OnePinError, OnePinInputError, redact
+from onepin_mcp.api.client import OnePinClient
+from onepin_mcp.api.errors import OnePinAPIError, OnePinError, OnePinInputError, redact
+from onepin_mcp.api.models import RunState
 from onepin_mcp.failures import explain
-from onepin_mcp.models import RunState
 from onepin_mcp.resources import RUN_URI
 from onepin_mcp.state import AppState, Clock
 from onepin_mcp.watch import PollSchedule, ProgressKey, follow_run, progress_key

@@ -15,7 +15,7 @@ from typing import Any
 from mcp import Client
 from mcp.types import Prompt, ResourceTemplate, Tool
 
-from onepin_mcp.config import Settings
+from onepin_mcp.api.settings import Settings
 from onepin_mcp.selection import ToolSelection
 from onepin_mcp.server import OnePinServer, create_server
 from onepin_mcp.tools.registry import TOOLSETS

@@ -23,8 +23,8 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from onepin_mcp.client import OnePinClient
-from onepin_mcp.models import RunState
+from onepin_mcp.api.client import OnePinClient
+from onepin_mcp.api.models import RunState
 
 if TYPE_CHECKING:
     # Only the protocol's shape is needed; importing `state` at run time would pull in `mcp`.

@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from anywhere, against this checkout
 
 from onepin_mcp import __version__  # noqa: E402
-from onepin_mcp.config import DEFAULT_BASE_URL, Settings  # noqa: E402
+from onepin_mcp.api.settings import DEFAULT_BASE_URL, Settings  # noqa: E402
 from onepin_mcp.options import CONFIRM_POLICIES  # noqa: E402
 from onepin_mcp.server import create_server  # noqa: E402
 from onepin_mcp.state import WritePolicy  # noqa: E402

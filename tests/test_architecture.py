@@ -1,8 +1,9 @@
 """The import rules of the design (§7), checked over the source so that a shortcut fails CI.
 
-Imports point down: `__main__` → server → tools/resources → watch → client → models/errors/config.
-The client never imports `mcp`; only `__main__` imports the sandbox; the sandbox is an independent
-reading of the API and imports none of the client's modules; nothing imports the official SDK.
+Imports point down: `__main__` → server → tools/resources → watch → the `api` package (client →
+models/errors/settings). The `api` package never imports `mcp`; only `__main__` imports the
+sandbox; the sandbox is an independent reading of the API and imports nothing of the `api`
+package; nothing imports the official SDK.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "onepin_mcp"
-CLIENT_SIDE = ("config", "errors", "models", "client")
+API = "onepin_mcp.api"
 
 
 def _module_name(path: Path) -> str:
@@ -70,10 +71,10 @@ def test_no_module_imports_the_official_onepin_sdk(path: Path) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    [p for p in SOURCES if _module_name(p).split(".")[-1] in CLIENT_SIDE],
+    [p for p in SOURCES if _is_under(_module_name(p), API)],
     ids=lambda p: _module_name(p),
 )
-def test_the_client_side_imports_neither_mcp_nor_the_sandbox(path: Path) -> None:
+def test_the_api_package_imports_neither_mcp_nor_the_sandbox(path: Path) -> None:
     bad = {n for n in _imports(path) if _is_under(n, "mcp") or _is_under(n, "onepin_mcp.sandbox")}
     assert not bad, f"{_module_name(path)} imports {sorted(bad)}"
 
@@ -84,7 +85,7 @@ def test_the_client_side_imports_neither_mcp_nor_the_sandbox(path: Path) -> None
     ids=lambda p: _module_name(p),
 )
 def test_the_sandbox_is_an_independent_reading_of_the_api(path: Path) -> None:
-    forbidden = [f"onepin_mcp.{m}" for m in CLIENT_SIDE] + ["mcp"]
+    forbidden = [API, "mcp"]
     bad = {n for n in _imports(path) for f in forbidden if _is_under(n, f)}
     assert not bad, f"{_module_name(path)} imports {sorted(bad)}"
 
@@ -107,12 +108,13 @@ def test_only_the_command_line_imports_the_sandbox(path: Path) -> None:
 # higher ones. (The sandbox and the official SDK are covered by the rules above.)
 LAYERS: dict[str, int] = {
     "onepin_mcp": 0,
-    "onepin_mcp.config": 0,
-    "onepin_mcp.errors": 0,
-    "onepin_mcp.models": 0,
+    "onepin_mcp.api": 0,
+    "onepin_mcp.api.settings": 0,
+    "onepin_mcp.api.errors": 0,
+    "onepin_mcp.api.models": 0,
     "onepin_mcp.serving": 0,
     "onepin_mcp.text": 0,
-    "onepin_mcp.client": 1,
+    "onepin_mcp.api.client": 1,
     "onepin_mcp.failures": 2,
     "onepin_mcp.clips": 2,
     "onepin_mcp.state": 2,
@@ -183,5 +185,5 @@ def test_resources_and_prompts_do_not_depend_on_tools(path: Path) -> None:
 def test_the_layer_map_catches_an_upward_import(tmp_path: Path) -> None:
     probe = tmp_path / "client.py"
     probe.write_text("from onepin_mcp.server import create_server\n", encoding="utf-8")
-    names = _imports(probe, module="onepin_mcp.client")
-    assert any((_layer(n) or 0) > (_layer("onepin_mcp.client") or 0) for n in names)
+    names = _imports(probe, module="onepin_mcp.api.client")
+    assert any((_layer(n) or 0) > (_layer("onepin_mcp.api.client") or 0) for n in names)

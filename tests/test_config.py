@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from onepin_mcp.config import (
+from onepin_mcp.api.settings import (
     DEFAULT_BASE_URL,
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_READ_TIMEOUT_S,

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import jsonschema
 
 from onepin_mcp import __version__
-from onepin_mcp.config import ENV_API_KEY, ConfigError, load_settings
+from onepin_mcp.api.settings import ENV_API_KEY, ConfigError, load_settings
 from onepin_mcp.http import STREAMABLE_HTTP_PATH
 from onepin_mcp.options import (
     AUTH_MODES,

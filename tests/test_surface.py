@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from mcp.types import Prompt, PromptArgument, ResourceTemplate, Tool
 
-from onepin_mcp.config import Settings
+from onepin_mcp.api.settings import Settings
 from onepin_mcp.selection import ToolSelection
 from onepin_mcp.server import create_server
 from onepin_mcp.surface import (

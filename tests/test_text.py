@@ -238,7 +238,7 @@ def test_the_command_line_logs_every_message_through_the_cleaner(tmp_path: Path)
         "import logging, sys\n"
         "from onepin_mcp.__main__ import configure_logging\n"
         "configure_logging('debug')\n"
-        "client = logging.getLogger('onepin_mcp.client')\n"
+        "client = logging.getLogger('onepin_mcp.api.client')\n"
         "client.debug('GET /x -> 422 (request id %s)', sys.argv[1])\n"
     )
     done = subprocess.run(
@@ -253,7 +253,7 @@ def test_the_command_line_logs_every_message_through_the_cleaner(tmp_path: Path)
     )
     [line] = done.stderr.splitlines()
     assert line.endswith(
-        "DEBUG onepin_mcp.client: GET /x -> 422 (request id req_1 FORGED 2026-01-01 INFO "
+        "DEBUG onepin_mcp.api.client: GET /x -> 422 (request id req_1 FORGED 2026-01-01 INFO "
         "onepin_mcp.audit: write outcome=ok [redacted])"
     ), ascii(line)
     assert done.stdout == ""

@@ -17,7 +17,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 
 if TYPE_CHECKING:
-    from onepin_mcp.client import OnePinClient
+    from onepin_mcp.api.client import OnePinClient
     from onepin_mcp.state import AppState
 
 ToolFunction = Callable[..., Awaitable[Any]]

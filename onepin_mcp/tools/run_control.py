@@ -38,17 +38,17 @@ from mcp.server.mcpserver import Context, Elicit, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
-from onepin_mcp.audit import AuditEntry, WriteRefused, audited
-from onepin_mcp.client import OnePinClient
-from onepin_mcp.confirm import NOT_ASKED, Confirmation, Outcome, ask, policy_asks, quoted, require
-from onepin_mcp.errors import (
+from onepin_mcp.api.client import OnePinClient
+from onepin_mcp.api.errors import (
     OnePinAPIError,
     OnePinError,
     OnePinResponseError,
     OnePinTimeoutError,
     OnePinTransportError,
 )
-from onepin_mcp.models import ACTIVE_STATUSES, RUN_STATUSES, Estimate, RunListItem, RunState
+from onepin_mcp.api.models import ACTIVE_STATUSES, RUN_STATUSES, Estimate, RunListItem, RunState
+from onepin_mcp.audit import AuditEntry, WriteRefused, audited
+from onepin_mcp.confirm import NOT_ASKED, Confirmation, Outcome, ask, policy_asks, quoted, require
 from onepin_mcp.state import AppState, Clock, WritePolicy
 from onepin_mcp.tools import ToolSpec, onepin, write_tool
 from onepin_mcp.views import MAX_NAME_CHARS, clean_text

@@ -12,8 +12,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import AudioContent, CallToolResult, ContentBlock, TextContent
 from pydantic import AwareDatetime, Field
 
+from onepin_mcp.api.models import RunSortField, RunState, RunStatus, SortOrder
 from onepin_mcp.clips import MAX_LOOKUP_LINES, ClipUnavailable, fetch_clip, find_card
-from onepin_mcp.models import RunSortField, RunState, RunStatus, SortOrder
 from onepin_mcp.state import AppState
 from onepin_mcp.tools import ToolSpec, onepin, read_tool
 from onepin_mcp.tools.workflows import WorkflowId

@@ -16,10 +16,10 @@ from typing import Annotated, Any, Final
 from mcp.server.mcpserver import Context, Elicit, Resolve
 from pydantic import Field
 
+from onepin_mcp.api.client import UNSET, OnePinClient, Unset
+from onepin_mcp.api.errors import OnePinAPIError, OnePinError
 from onepin_mcp.audit import WriteRefused, audited
-from onepin_mcp.client import UNSET, OnePinClient, Unset
 from onepin_mcp.confirm import NOT_ASKED, Confirmation, Outcome, ask, policy_asks, quoted, require
-from onepin_mcp.errors import OnePinAPIError, OnePinError
 from onepin_mcp.state import AppState
 from onepin_mcp.tools import ToolSpec, onepin, read_tool, write_tool
 from onepin_mcp.views.workflow_admin import (

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from onepin_mcp.models import SortOrder, WorkflowSortField
+from onepin_mcp.api.models import SortOrder, WorkflowSortField
 from onepin_mcp.state import AppState
 from onepin_mcp.tools import ToolSpec, onepin, read_tool
 from onepin_mcp.views.workflows import WorkflowList, WorkflowView

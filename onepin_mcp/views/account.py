@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from onepin_mcp.models import Balance, Whoami
+from onepin_mcp.api.models import Balance, Whoami
 from onepin_mcp.views import View
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Final
 
 from pydantic import AfterValidator, Field
 
-from onepin_mcp.models import NodeType, Page, Template, Voice
+from onepin_mcp.api.models import NodeType, Page, Template, Voice
 from onepin_mcp.views import CleanName, View, clean_text
 
 # Catalog descriptions are blurbs: a sentence or two is what helps choosing, and lists are long.

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from onepin_mcp.models import Estimate, RunState, RunStatus
+from onepin_mcp.api.models import Estimate, RunState, RunStatus
 from onepin_mcp.views import View
 
 

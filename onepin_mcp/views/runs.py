@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from onepin_mcp.client import PresignedFile
-from onepin_mcp.models import (
+from onepin_mcp.api.client import PresignedFile
+from onepin_mcp.api.models import (
     DataCard,
     DataRow,
     DownloadUrl,

@@ -9,7 +9,7 @@ from typing import Final
 
 from pydantic import Field
 
-from onepin_mcp.models import (
+from onepin_mcp.api.models import (
     Page,
     Upload,
     ValidationBlock,

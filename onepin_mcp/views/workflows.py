@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
-from onepin_mcp.models import (
+from onepin_mcp.api.models import (
     GraphNode,
     Page,
     RunListItem,

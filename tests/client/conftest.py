@@ -9,8 +9,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from onepin_mcp.client import OnePinClient, RetryPolicy
-from onepin_mcp.config import Settings
+from onepin_mcp.api.client import OnePinClient, RetryPolicy
+from onepin_mcp.api.settings import Settings
 from onepin_mcp.sandbox import Sandbox
 
 BASE_URL = "http://sandbox.onepin.test"

@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 import onepin_mcp
-from onepin_mcp.client import OnePinClient
-from onepin_mcp.errors import OnePinAPIError
-from onepin_mcp.models import Balance, NodeType, PlanLimits, Template, Voice, Whoami
+from onepin_mcp.api.client import OnePinClient
+from onepin_mcp.api.errors import OnePinAPIError
+from onepin_mcp.api.models import Balance, NodeType, PlanLimits, Template, Voice, Whoami
 from onepin_mcp.sandbox import Sandbox, seed
 
 from .conftest import BASE_URL, MakeClient, RecordingTransport

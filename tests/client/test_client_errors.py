@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from onepin_mcp.client import OnePinClient, RetryPolicy
-from onepin_mcp.errors import (
+from onepin_mcp.api.client import OnePinClient, RetryPolicy
+from onepin_mcp.api.errors import (
     OnePinAPIError,
     OnePinAuthConfigError,
     OnePinResponseError,

@@ -9,8 +9,8 @@ import wave
 import httpx
 import pytest
 
-from onepin_mcp.client import OnePinClient
-from onepin_mcp.errors import OnePinFileError
+from onepin_mcp.api.client import OnePinClient
+from onepin_mcp.api.errors import OnePinFileError
 from onepin_mcp.failures import explain
 from onepin_mcp.sandbox import Sandbox, seed
 

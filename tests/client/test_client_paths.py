@@ -9,8 +9,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from onepin_mcp.client import OnePinClient, _node_segment
-from onepin_mcp.errors import OnePinAPIError, OnePinInputError
+from onepin_mcp.api.client import OnePinClient, _node_segment
+from onepin_mcp.api.errors import OnePinAPIError, OnePinInputError
 from onepin_mcp.sandbox import Sandbox, seed
 
 pytestmark = pytest.mark.anyio

@@ -9,8 +9,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from onepin_mcp.client import OnePinClient, RetryPolicy
-from onepin_mcp.errors import OnePinAPIError, OnePinConnectionError, OnePinTimeoutError
+from onepin_mcp.api.client import OnePinClient, RetryPolicy
+from onepin_mcp.api.errors import OnePinAPIError, OnePinConnectionError, OnePinTimeoutError
 from onepin_mcp.sandbox import Sandbox, seed
 
 from .conftest import MakeClient, RecordingSleep, fixed_jitter

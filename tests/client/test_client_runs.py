@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from onepin_mcp.client import OnePinClient
-from onepin_mcp.errors import OnePinAPIError, OnePinInputError
-from onepin_mcp.models import (
+from onepin_mcp.api.client import OnePinClient
+from onepin_mcp.api.errors import OnePinAPIError, OnePinInputError
+from onepin_mcp.api.models import (
     TERMINAL_STATUSES,
     DownloadUrl,
     Run,

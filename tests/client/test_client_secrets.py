@@ -7,8 +7,8 @@ import logging
 import anyio
 import pytest
 
-from onepin_mcp.client import OnePinClient
-from onepin_mcp.errors import OnePinError
+from onepin_mcp.api.client import OnePinClient
+from onepin_mcp.api.errors import OnePinError
 from onepin_mcp.sandbox import Sandbox, seed
 
 from .conftest import MakeClient

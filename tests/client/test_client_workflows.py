@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from onepin_mcp.client import OnePinClient
-from onepin_mcp.errors import OnePinAPIError, OnePinInputError
-from onepin_mcp.models import Estimate, Page, Workflow, WorkflowListItem
+from onepin_mcp.api.client import OnePinClient
+from onepin_mcp.api.errors import OnePinAPIError, OnePinInputError
+from onepin_mcp.api.models import Estimate, Page, Workflow, WorkflowListItem
 from onepin_mcp.sandbox import Sandbox, seed
 
 from .conftest import MakeClient, RecordingTransport

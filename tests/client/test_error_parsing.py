@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from onepin_mcp.errors import (
+from onepin_mcp.api.errors import (
     MAX_MESSAGE_CHARS,
     FieldError,
     OnePinAPIError,

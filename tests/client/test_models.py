@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from onepin_mcp.models import (
+from onepin_mcp.api.models import (
     TERMINAL_STATUSES,
     DataCard,
     PageInfo,

@@ -31,7 +31,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from onepin_mcp import __version__
-from onepin_mcp.config import Settings
+from onepin_mcp.api.settings import Settings
 from onepin_mcp.server import create_server
 from onepin_mcp.surface import list_tools
 from onepin_mcp.tools.runs import MAX_WAIT_S

@@ -29,7 +29,13 @@ from mcp.types import TextContent
 from uv import find_uv_bin
 
 from onepin_mcp import __version__
-from onepin_mcp.config import ENV_API_KEY, ENV_BASE_URL, ENV_WORKSPACE_ID, Settings, load_settings
+from onepin_mcp.api.settings import (
+    ENV_API_KEY,
+    ENV_BASE_URL,
+    ENV_WORKSPACE_ID,
+    Settings,
+    load_settings,
+)
 from onepin_mcp.options import ServeOptions, parse_command
 from onepin_mcp.sandbox import seed
 from onepin_mcp.selection import ToolSelection, resolve_selection

@@ -31,7 +31,7 @@ from packaging.requirements import Requirement
 from uv import find_uv_bin
 
 from onepin_mcp import __version__
-from onepin_mcp.config import Settings
+from onepin_mcp.api.settings import Settings
 from onepin_mcp.sandbox import seed
 from onepin_mcp.server import create_server
 from onepin_mcp.surface import list_tools, snapshot

@@ -22,7 +22,7 @@ import pytest
 from mcp import Client, MCPError
 from mcp.types import INTERNAL_ERROR, TextContent, TextResourceContents
 
-from onepin_mcp.client import OnePinClient, RetryPolicy
+from onepin_mcp.api.client import OnePinClient, RetryPolicy
 from onepin_mcp.sandbox import Sandbox, seed
 from onepin_mcp.selection import ToolSelection
 from onepin_mcp.server import OnePinServer, create_server

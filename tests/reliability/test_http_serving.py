@@ -38,7 +38,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPDeprecationWarning
 from pydantic import SecretStr
 
-from onepin_mcp.config import Settings
+from onepin_mcp.api.settings import Settings
 from onepin_mcp.http import build_app
 from onepin_mcp.http_auth import KeyCheck, passthrough_clients
 from onepin_mcp.options import ServeOptions

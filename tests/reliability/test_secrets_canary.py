@@ -46,10 +46,10 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import PromptReference, ResourceTemplateReference
 from pydantic import SecretStr
 
-from onepin_mcp.client import OnePinClient, RetryPolicy
-from onepin_mcp.config import Settings
+from onepin_mcp.api.client import OnePinClient, RetryPolicy
+from onepin_mcp.api.errors import OnePinError
+from onepin_mcp.api.settings import Settings
 from onepin_mcp.doctor import diagnose, render
-from onepin_mcp.errors import OnePinError
 from onepin_mcp.sandbox import ApiKey, Sandbox, seed
 from onepin_mcp.selection import ToolSelection
 from onepin_mcp.server import OnePinServer, create_server

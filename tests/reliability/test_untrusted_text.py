@@ -38,8 +38,8 @@ from mcp.types import (
 )
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from onepin_mcp.client import OnePinClient
-from onepin_mcp.config import Settings
+from onepin_mcp.api.client import OnePinClient
+from onepin_mcp.api.settings import Settings
 from onepin_mcp.sandbox import Sandbox, seed
 from onepin_mcp.sandbox.transport import SandboxTransport
 from onepin_mcp.selection import ToolSelection

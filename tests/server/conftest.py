@@ -15,8 +15,8 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
-from onepin_mcp.client import OnePinClient, RetryPolicy
-from onepin_mcp.config import Settings
+from onepin_mcp.api.client import OnePinClient, RetryPolicy
+from onepin_mcp.api.settings import Settings
 from onepin_mcp.sandbox import Sandbox
 from onepin_mcp.selection import ToolSelection
 from onepin_mcp.server import OnePinServer, create_server

@@ -22,8 +22,8 @@ from mcp.types import (
     TextContent,
 )
 
-from onepin_mcp.client import OnePinClient
-from onepin_mcp.models import DataCard, DataRow
+from onepin_mcp.api.client import OnePinClient
+from onepin_mcp.api.models import DataCard, DataRow
 from onepin_mcp.sandbox import Sandbox, seed
 from onepin_mcp.sandbox.requestlog import key_id_of
 from onepin_mcp.views.runs import audio_mime_type

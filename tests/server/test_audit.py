@@ -15,7 +15,7 @@ from mcp import Client
 from mcp.client.session import ClientRequestContext
 from mcp.types import ElicitRequestParams, ElicitResult, ErrorData
 
-from onepin_mcp.client import OnePinClient
+from onepin_mcp.api.client import OnePinClient
 from onepin_mcp.sandbox import ApiKey, Sandbox, seed
 from onepin_mcp.selection import ToolSelection
 from onepin_mcp.server import OnePinServer, create_server

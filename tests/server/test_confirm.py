@@ -12,7 +12,7 @@ from mcp import Client
 from mcp.client.session import ClientRequestContext
 from mcp.types import ElicitRequestParams, ElicitResult, ErrorData
 
-from onepin_mcp.client import OnePinClient
+from onepin_mcp.api.client import OnePinClient
 from onepin_mcp.sandbox import Sandbox, seed
 from onepin_mcp.state import ConfirmPolicy, WritePolicy
 

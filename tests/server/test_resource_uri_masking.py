@@ -12,7 +12,7 @@ from mcp import Client, MCPError
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.types import INVALID_PARAMS
 
-from onepin_mcp.errors import REDACTED
+from onepin_mcp.api.errors import REDACTED
 from onepin_mcp.sandbox import seed
 from tests.server.conftest import ServerFactory
 

@@ -10,7 +10,7 @@ import pytest
 from mcp import Client, MCPError
 from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, TextResourceContents
 
-from onepin_mcp.client import OnePinClient
+from onepin_mcp.api.client import OnePinClient
 from onepin_mcp.sandbox import Sandbox, seed
 
 from .conftest import NO_WAIT_RETRY, ServerFactory, sandbox_settings

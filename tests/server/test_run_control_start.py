@@ -12,9 +12,9 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult
 
-from onepin_mcp.client import OnePinClient
-from onepin_mcp.config import Settings
-from onepin_mcp.models import RunListItem
+from onepin_mcp.api.client import OnePinClient
+from onepin_mcp.api.models import RunListItem
+from onepin_mcp.api.settings import Settings
 from onepin_mcp.sandbox import Sandbox, seed
 from onepin_mcp.selection import ToolSelection
 from onepin_mcp.server import OnePinServer, create_server

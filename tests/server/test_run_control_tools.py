@@ -9,8 +9,8 @@ import uuid
 import pytest
 from mcp import Client
 
-from onepin_mcp.client import OnePinClient
-from onepin_mcp.models import RunStatus
+from onepin_mcp.api.client import OnePinClient
+from onepin_mcp.api.models import RunStatus
 from onepin_mcp.sandbox import ApiKey, Sandbox, seed
 from onepin_mcp.selection import ToolSelection
 from onepin_mcp.server import create_server

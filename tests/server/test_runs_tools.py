@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from onepin_mcp.client import OnePinClient
-from onepin_mcp.models import RunState
+from onepin_mcp.api.client import OnePinClient
+from onepin_mcp.api.models import RunState
 from onepin_mcp.sandbox import Sandbox, seed
 
 from .conftest import ServerFactory, error_text, structured

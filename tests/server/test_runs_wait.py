@@ -17,7 +17,7 @@ import anyio.lowlevel
 import pytest
 from mcp import Client, MCPError
 
-from onepin_mcp.client import OnePinClient
+from onepin_mcp.api.client import OnePinClient
 from onepin_mcp.sandbox import Sandbox, seed
 from onepin_mcp.selection import ToolSelection
 from onepin_mcp.server import create_server

@@ -22,8 +22,8 @@ from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.types import INVALID_PARAMS, ResourceUpdatedNotification
 from pydantic import SecretStr
 
-from onepin_mcp.client import OnePinClient
-from onepin_mcp.models import RunState
+from onepin_mcp.api.client import OnePinClient
+from onepin_mcp.api.models import RunState
 from onepin_mcp.sandbox import Sandbox, seed
 from onepin_mcp.sandbox.requestlog import key_id_of
 from onepin_mcp.selection import ToolSelection

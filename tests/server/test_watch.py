@@ -12,8 +12,8 @@ from datetime import datetime
 import anyio
 import pytest
 
-from onepin_mcp.client import OnePinClient
-from onepin_mcp.models import RunState
+from onepin_mcp.api.client import OnePinClient
+from onepin_mcp.api.models import RunState
 from onepin_mcp.sandbox import Sandbox, seed
 from onepin_mcp.watch import PollSchedule, follow_run, progress_key, wait_until_settled
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from onepin_mcp.client import OnePinClient
-from onepin_mcp.errors import OnePinAPIError
+from onepin_mcp.api.client import OnePinClient
+from onepin_mcp.api.errors import OnePinAPIError
 from onepin_mcp.sandbox import ApiKey, Sandbox, seed
 from onepin_mcp.selection import ToolSelection
 from onepin_mcp.server import create_server

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from onepin_mcp.client import OnePinClient
+from onepin_mcp.api.client import OnePinClient
 from onepin_mcp.sandbox import Sandbox, seed
 
 from .conftest import NO_WAIT_RETRY, ServerFactory, error_text, structured

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from onepin_mcp.config import ConfigError, Settings
+from onepin_mcp.api.settings import ConfigError, Settings
 from onepin_mcp.doctor import TOOL_SCOPES, TOOLSET_SCOPES, diagnose, mask_key, render
 from onepin_mcp.sandbox import ApiKey, Sandbox, seed
 from onepin_mcp.selection import ToolSelection, all_tools, resolve_selection

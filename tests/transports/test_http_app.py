@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from onepin_mcp.errors import OnePinAPIError, OnePinAuthConfigError
+from onepin_mcp.api.errors import OnePinAPIError, OnePinAuthConfigError
 from onepin_mcp.http_auth import BearerGate, PassthroughClients, is_onepin_key, token_checker
 from onepin_mcp.http_guards import AllowedHosts, accepted_hosts, transport_security
 from onepin_mcp.options import ServeOptions
@@ -128,7 +128,7 @@ def sandbox() -> Sandbox:
 
 
 def _provider(sandbox: Sandbox, max_clients: int = 2) -> PassthroughClients:
-    from onepin_mcp.config import Settings
+    from onepin_mcp.api.settings import Settings
 
     settings = Settings(base_url="http://sandbox.onepin.test")
     return PassthroughClients(settings, transport=sandbox.transport(), max_clients=max_clients)

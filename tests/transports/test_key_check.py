@@ -7,8 +7,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from onepin_mcp.client import RetryPolicy
-from onepin_mcp.config import Settings
+from onepin_mcp.api.client import RetryPolicy
+from onepin_mcp.api.settings import Settings
 from onepin_mcp.http_auth import KeyCheck, KeyVerdict
 from onepin_mcp.sandbox import Sandbox
 

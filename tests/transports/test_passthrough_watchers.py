@@ -22,8 +22,8 @@ from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.types import ResourceUpdatedNotification
 from pydantic import SecretStr
 
-from onepin_mcp.client import OnePinClient
-from onepin_mcp.config import Settings
+from onepin_mcp.api.client import OnePinClient
+from onepin_mcp.api.settings import Settings
 from onepin_mcp.sandbox import seed
 from onepin_mcp.sandbox.requestlog import key_id_of
 from onepin_mcp.watch import progress_key

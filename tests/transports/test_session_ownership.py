@@ -28,8 +28,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import ElicitRequestParams, ElicitResult, ErrorData
 from pydantic import SecretStr
 
-from onepin_mcp.client import OnePinClient
-from onepin_mcp.config import Settings
+from onepin_mcp.api.client import OnePinClient
+from onepin_mcp.api.settings import Settings
 from onepin_mcp.sandbox import seed
 from tests.support.sandbox_process import ServedSandbox, start_sandbox, stop_sandbox
 from tests.transports.served import Served, start_passthrough, stop_server

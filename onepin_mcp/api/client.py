@@ -31,8 +31,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from onepin_mcp import __version__
-from onepin_mcp.config import Settings
-from onepin_mcp.errors import (
+from onepin_mcp.api.errors import (
     OnePinAPIError,
     OnePinAuthConfigError,
     OnePinConnectionError,
@@ -45,7 +44,7 @@ from onepin_mcp.errors import (
     parse_error,
     redact,
 )
-from onepin_mcp.models import (
+from onepin_mcp.api.models import (
     Balance,
     DownloadUrl,
     Estimate,
@@ -79,8 +78,9 @@ from onepin_mcp.models import (
     WorkflowSortField,
     WorkflowValidation,
 )
+from onepin_mcp.api.settings import Settings
 
-logger = logging.getLogger("onepin_mcp.client")
+logger = logging.getLogger("onepin_mcp.api.client")
 
 API_PREFIX: Final = "/api/v1"
 
