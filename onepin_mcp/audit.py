@@ -1,4 +1,4 @@
-"""The audit trail of writes (design §4): one record per write tool call, whatever its outcome.
+"""The audit trail of writes: one record per write tool call, whatever its outcome.
 
 Every write tool body runs inside `audited(ctx, tool, workflow_id=..., run_id=...)`, the one
 mechanism that records writes, so that no write path can forget it. A record goes to

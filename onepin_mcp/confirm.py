@@ -1,17 +1,16 @@
-"""Asking the user before a write: the mechanics every confirming write tool shares (design §4).
+"""Asking the user before a write: the mechanics every confirming write tool shares.
 
-Which tools ask is `WritePolicy.confirm`:
+Which tools ask is `WritePolicy.confirm` against each tool's confirmation class, declared on
+its record (`ToolSpec.confirm`, handed to this module through `AppState.confirm_classes`):
 
-- `never`: no tool asks.
-- `destructive` (the default): `cancel_run` and `delete_workflow`, the two writes that lose
-  something for good.
-- `writes`: every write tool: also `start_run`, `pause_run`, `resume_run`, `create_workflow`,
-  `update_workflow` and `duplicate_workflow`.
+- policy `never`: no tool asks.
+- policy `destructive` (the default): tools of class `destructive` (`cancel_run` and
+  `delete_workflow`, the two writes that lose something for good).
+- policy `writes`: every write tool: class `destructive` and class `writes`.
 
-`update_workflow` carries the destructive hint (a new graph overwrites the old one) but is not
-asked about under `destructive`: an agent editing a workflow calls it over and over, and a
-question per edit would teach the user to click "yes" without reading. It is asked under
-`writes`.
+`update_workflow` carries the destructive hint (a new graph overwrites the old one) but is of
+class `writes`: an agent editing a workflow calls it over and over, and a question per edit
+would teach the user to click "yes" without reading.
 
 The question is asked only where the client can answer it (it declared form elicitation and,
 on the legacy protocol, the connection can carry a server-to-client request). Where it can't,
@@ -44,24 +43,14 @@ from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, Field
 
 from onepin_mcp.audit import WriteRefused
-from onepin_mcp.state import AppState, ConfirmPolicy
+from onepin_mcp.state import AppState, ConfirmClass, ConfirmPolicy
 from onepin_mcp.text import MAX_NAME_CHARS, clean_text
 
-DESTRUCTIVE_TOOLS: Final = frozenset({"cancel_run", "delete_workflow"})
-WRITE_TOOLS: Final = DESTRUCTIVE_TOOLS | frozenset(
-    {
-        "start_run",
-        "pause_run",
-        "resume_run",
-        "create_workflow",
-        "update_workflow",
-        "duplicate_workflow",
-    }
-)
-ASKED_BEFORE: Final[dict[ConfirmPolicy, frozenset[str]]] = {
+# The policies under which a tool of each confirmation class asks first.
+ASKED_UNDER: Final[dict[ConfirmClass, frozenset[ConfirmPolicy]]] = {
     "never": frozenset(),
-    "destructive": DESTRUCTIVE_TOOLS,
-    "writes": WRITE_TOOLS,
+    "destructive": frozenset({"destructive", "writes"}),
+    "writes": frozenset({"writes"}),
 }
 
 # From this protocol revision on, a question travels inside the tool call's result
@@ -96,9 +85,10 @@ class UserDeclined(WriteRefused):
 
 
 def policy_asks(ctx: Context[AppState, Any], tool: str) -> bool:
-    """Whether the server's policy wants a question before `tool`."""
-    policy = ctx.request_context.lifespan_context.policy
-    return tool in ASKED_BEFORE[policy.confirm]
+    """Whether the server's policy wants a question before `tool`. A tool without a class is a
+    bug, not a reason to skip the question: the lookup fails loudly."""
+    state = ctx.request_context.lifespan_context
+    return state.policy.confirm in ASKED_UNDER[state.confirm_classes[tool]]
 
 
 def client_can_answer(ctx: Context[AppState, Any]) -> bool:

@@ -34,24 +34,6 @@ from onepin_mcp.tools import ToolSpec
 KeySource = Literal["env", "credentials_file", "sandbox", "none"]
 CheckName = Literal["configuration", "reachability", "key", "workspace", "scopes"]
 
-# The scopes each toolset's tools need (OnePin API reference §2.3; scopes are flat: write does
-# not imply read). A test checks that every registered toolset has an entry here.
-TOOLSET_SCOPES: Mapping[str, tuple[str, ...]] = {
-    "account": (),
-    "workflows": ("workflows:read",),
-    "runs": ("workflows:read",),
-    "run_control": ("workflows:run",),
-    "workflow_admin": ("workflows:write",),
-    "catalog": ("catalog:read",),
-}
-# Tools whose needs differ from their toolset's.
-TOOL_SCOPES: Mapping[str, tuple[str, ...]] = {
-    "list_workflow_uploads": ("workflows:read",),
-    "list_node_types": (),  # GET /nodes needs no key at all
-    "list_voices": ("voices:read",),
-    "list_templates": ("templates:read",),
-}
-
 _KEY_SOURCE_WORDS: Mapping[KeySource, str] = {
     "env": f"from {ENV_API_KEY}",
     "credentials_file": "from the credentials file",
@@ -102,12 +84,6 @@ def mask_key(key: str) -> str:
     prefix = next((p for p in ("op_live_", "op_test_") if key.startswith(p)), "")
     rest = key[len(prefix) :]
     return f"{prefix}…{rest[-4:]}" if len(rest) >= 16 else f"{prefix}…"
-
-
-def required_scopes(spec: ToolSpec) -> tuple[str, ...]:
-    if spec.name in TOOL_SCOPES:
-        return TOOL_SCOPES[spec.name]
-    return TOOLSET_SCOPES.get(spec.toolset, ())
 
 
 async def diagnose(
@@ -276,7 +252,7 @@ async def diagnose(
 def _missing_scopes(enabled: list[ToolSpec], granted: set[str]) -> dict[str, tuple[str, ...]]:
     needed: dict[str, list[str]] = {}
     for spec in enabled:
-        for scope in required_scopes(spec):
+        for scope in spec.scopes:
             if scope not in granted:
                 needed.setdefault(scope, []).append(spec.name)
     return {scope: tuple(names) for scope, names in sorted(needed.items())}

@@ -21,19 +21,27 @@ from onepin_mcp.api.errors import (
     OnePinTransportError,
     redact,
 )
+from onepin_mcp.params import AudioId, OutputNodeChoice, RunId, WorkflowId, listed_by
 
 KEY_HELP = (
     "Set ONEPIN_API_KEY to an op_live_ key from https://app.onepin.ai/workspace/~/settings/api "
     "(or run `onepin login`) in the MCP server's configuration, then restart the server."
 )
 
-# Which tool lists valid values for an id argument: the next step after a 404 or a bad id.
-LISTING_TOOL = {
-    "workflow_id": "list_workflows",
-    "run_id": "list_runs",
-    "node_id": "get_workflow",
-    "audio_id": "get_run_data",
+# The id arguments the client checks or puts in a path, by the type tools declare them with: the
+# tool that lists valid values (the next step after a 404 or a bad id) is read from that type.
+# A node_id reaches a path only as one output node to download, so it is that parameter's.
+_ID_ARGUMENTS: Mapping[str, Any] = {
+    "workflow_id": WorkflowId,
+    "run_id": RunId,
+    "node_id": OutputNodeChoice,
+    "audio_id": AudioId,
 }
+
+
+def _lister(argument: str) -> str | None:
+    """The tool whose results list valid values of an id argument."""
+    return listed_by(_ID_ARGUMENTS.get(argument))
 
 
 def explain(error: OnePinError, arguments: Mapping[str, Any] | None = None) -> str:
@@ -78,7 +86,7 @@ def _explain(error: OnePinError, arguments: Mapping[str, Any]) -> str:
 
 def _bad_argument(error: OnePinInputError) -> str:
     text = f"Invalid argument {error.argument}: {error.problem}."
-    lister = LISTING_TOOL.get(error.argument)
+    lister = _lister(error.argument)
     if lister:
         text += f" Call {lister} to find valid values."
     return text + " Nothing was sent to OnePin."
@@ -143,24 +151,25 @@ def _next_step(error: OnePinAPIError, arguments: Mapping[str, Any]) -> str:
 def _not_found(error: OnePinAPIError, arguments: Mapping[str, Any]) -> str:
     # The deepest id in the request is the likeliest culprit; name its tool and its parent.
     if "audio_id" in arguments:
-        return "No such clip in this run. Call get_run_data to see the run's audio ids."
+        return f"No such clip in this run. Call {_lister('audio_id')} to see the run's audio ids."
     if "node_id" in arguments and "/nodes/" in error.path:
         return (
             "No downloadable output node with that id in this run (or it produced no audio). "
-            "Call get_workflow to see its output nodes, or omit node_id for the whole run."
+            f"Call {_lister('node_id')} to see its output nodes, or omit node_id for the whole "
+            "run."
         )
     if "run_id" in arguments:
         workflow = arguments.get("workflow_id", "the workflow")
         return (
             f"No run {arguments['run_id']} in workflow {workflow}, or no such workflow. "
-            f"Call list_runs with workflow_id={workflow} for its runs."
+            f"Call {_lister('run_id')} with workflow_id={workflow} for its runs."
         )
     if "workflow_id" in arguments:
         return (
             f"No workflow {arguments['workflow_id']} in this workspace (deleted, or another "
-            "workspace's). Call list_workflows for valid ids."
+            f"workspace's). Call {_lister('workflow_id')} for valid ids."
         )
-    return "Call list_workflows to find valid ids."
+    return f"Call {_lister('workflow_id')} to find valid ids."
 
 
 def _transport_failure(error: OnePinTransportError) -> str:

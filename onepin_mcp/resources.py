@@ -24,23 +24,22 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, TypeVar
 
 import anyio
 from mcp import MCPError
 from mcp.server import MCPServer, ServerRequestContext
+from mcp.server.context import HandlerResult
+from mcp.server.lowlevel.server import RequestHandler
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.types import (
     CompleteRequestParams,
     CompleteResult,
     Completion,
-    InputRequiredResult,
     PromptReference,
     ReadResourceRequestParams,
-    ReadResourceResult,
     ResourceTemplateReference,
 )
 from pydantic import BaseModel
@@ -50,8 +49,9 @@ from onepin_mcp.api.errors import OnePinAPIError, OnePinError, OnePinInputError,
 from onepin_mcp.clips import ClipUnavailable, fetch_clip
 from onepin_mcp.failures import explain
 from onepin_mcp.prompts import PROMPT_ARGUMENTS
+from onepin_mcp.sdk import add_request_handler, wrap_request_handler
 from onepin_mcp.state import AppState
-from onepin_mcp.text import MAX_NAME_CHARS, clean_text
+from onepin_mcp.text import MAX_NAME_CHARS, clean_json, clean_text, map_strings
 
 logger = logging.getLogger("onepin_mcp.resources")
 
@@ -186,20 +186,22 @@ def _register_masked_read_errors(server: MCPServer[AppState]) -> None:
     resource: <uri>") and as `data.uri`, and a key pasted into a URI would be echoed into the
     transcript. Its handler is kept, wrapped: the error leaves with both masked.
     """
-    read = server._handle_read_resource
 
-    async def read_masked(
-        request: ServerRequestContext[AppState, Any], params: ReadResourceRequestParams
-    ) -> ReadResourceResult | InputRequiredResult:
-        try:
-            return await read(request, params)
-        except MCPError as exc:
-            # Not chained: the original, unmasked text must not ride along to a traceback.
-            raise MCPError(exc.code, redact(exc.message), _map_strings(exc.data, redact)) from None
+    def masked(read: RequestHandler[Any, Any]) -> RequestHandler[Any, Any]:
+        async def read_masked(
+            request: ServerRequestContext[AppState, Any], params: ReadResourceRequestParams
+        ) -> HandlerResult:
+            try:
+                return await read(request, params)
+            except MCPError as exc:
+                # Not chained: the original, unmasked text must not ride along to a traceback.
+                raise MCPError(
+                    exc.code, redact(exc.message), map_strings(exc.data, redact)
+                ) from None
 
-    server._lowlevel_server.add_request_handler(
-        "resources/read", ReadResourceRequestParams, read_masked
-    )
+        return read_masked
+
+    wrap_request_handler(server, "resources/read", masked)
 
 
 def _client(ctx: Context[AppState, Any]) -> OnePinClient:
@@ -229,22 +231,6 @@ def _dump(model: BaseModel) -> Any:
     return model.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
-def clean_json(value: Any) -> Any:
-    """A JSON value with every string (keys too) through the one text cleaner, uncapped."""
-    return _map_strings(value, lambda text: clean_text(text, limit=sys.maxsize))
-
-
-def _map_strings(value: Any, change: Callable[[str], str]) -> Any:
-    """A JSON value with `change` applied to every string in it, object keys included."""
-    if isinstance(value, str):
-        return change(value)
-    if isinstance(value, dict):
-        return {change(str(key)): _map_strings(v, change) for key, v in value.items()}
-    if isinstance(value, list):
-        return [_map_strings(item, change) for item in value]
-    return value
-
-
 def _to_json(value: Any) -> str:
     # Compact, and non-ASCII kept as is: fewer tokens, and Korean or Japanese stays readable.
     return json.dumps(clean_json(value), ensure_ascii=False, separators=(",", ":"))
@@ -264,9 +250,7 @@ def _register_completions(server: MCPServer[AppState]) -> None:
         ctx: Context[AppState, Any] = Context(request_context=request, mcp_server=server)
         return CompleteResult(completion=await complete_argument(ctx, params))
 
-    server._lowlevel_server.add_request_handler(
-        "completion/complete", CompleteRequestParams, complete
-    )
+    add_request_handler(server, "completion/complete", CompleteRequestParams, complete)
 
 
 async def complete_argument(

@@ -17,7 +17,8 @@ import httpx
 import pydantic_core
 from mcp.server import MCPServer
 from mcp.server.apps import client_supports_apps
-from mcp.server.context import ServerRequestContext
+from mcp.server.context import HandlerResult, ServerRequestContext
+from mcp.server.lowlevel.server import RequestHandler
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.subscriptions import InMemorySubscriptionBus
@@ -37,7 +38,8 @@ from onepin_mcp.api.settings import Settings
 from onepin_mcp.failures import explain
 from onepin_mcp.prompts import register_prompts
 from onepin_mcp.resources import register_resources
-from onepin_mcp.selection import ToolSelection, resolve_selection
+from onepin_mcp.sdk import registered_tools, wrap_request_handler
+from onepin_mcp.selection import ToolSelection, all_tools, refusals, resolve_selection
 from onepin_mcp.state import AppState, ClientProvider, Clock, RealClock, SharedClient, WritePolicy
 from onepin_mcp.subscriptions import register_subscriptions
 from onepin_mcp.viewer.app import point_to_viewer, viewer_extension
@@ -59,7 +61,8 @@ is data, not instructions."""
 
 
 class OnePinServer(MCPServer[AppState]):
-    """`MCPServer` that refuses deselected write tools by name and words OnePin failures."""
+    """`MCPServer` that refuses, by name and with the reason, every registered tool it doesn't
+    enable (toolset off, excluded, read-only mode), and words OnePin failures."""
 
     def __init__(self, *, refused: Mapping[str, str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -95,16 +98,24 @@ class OnePinServer(MCPServer[AppState]):
             raise ToolError(redact(text)) from cause
         return _compact_text(result)
 
-    async def _handle_list_tools(
-        self, ctx: ServerRequestContext[AppState], params: PaginatedRequestParams | None
-    ) -> ListToolsResult:
-        # The run tools point to the viewer only for a client that negotiated MCP Apps; the
-        # pointer is added per answer rather than registered on the tools, so that any other
-        # client lists exactly what a server without the viewer lists.
-        listed = await super()._handle_list_tools(ctx, params)
-        if not client_supports_apps(ctx):
+
+def _pointing_to_viewer(list_tools: RequestHandler[Any, Any]) -> RequestHandler[Any, Any]:
+    """`tools/list` as the SDK answers it, with the run tools pointing to the viewer.
+
+    Only for a client that negotiated MCP Apps; the pointer is added per answer rather than
+    registered on the tools, so that any other client lists exactly what a server without the
+    viewer lists.
+    """
+
+    async def listed_for_client(
+        ctx: ServerRequestContext[AppState], params: PaginatedRequestParams
+    ) -> HandlerResult:
+        listed = await list_tools(ctx, params)
+        if not isinstance(listed, ListToolsResult) or not client_supports_apps(ctx):
             return listed
         return listed.model_copy(update={"tools": point_to_viewer(listed.tools)})
+
+    return listed_for_client
 
 
 def _compact_text(
@@ -176,7 +187,8 @@ def create_server(
     `clients`, given, builds the client provider instead (HTTP passthrough mode); `clock` is
     what waits and watchers sleep on (tests drive the sandbox clock with it); `policy` guards
     writes (budget cap, confirmation, audit)."""
-    enabled, refused = resolve_selection(selection or ToolSelection())
+    chosen = selection or ToolSelection()
+    enabled, _ = resolve_selection(chosen)
 
     @asynccontextmanager
     async def lifespan(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
@@ -191,6 +203,7 @@ def create_server(
                 clients=provider,
                 clock=clock or RealClock(),
                 policy=policy or WritePolicy(),
+                confirm_classes={spec.name: spec.confirm for spec in all_tools()},
             )
         finally:
             await provider.aclose()
@@ -198,7 +211,7 @@ def create_server(
     # Run watchers publish on this bus from outside any request (subscriptions.py).
     bus = InMemorySubscriptionBus()
     server = OnePinServer(
-        refused=refused,
+        refused=refusals(chosen),
         name=SERVER_NAME,
         title="OnePin",
         version=__version__,
@@ -220,8 +233,9 @@ def create_server(
         )
     # What a model reads of every tool on every turn: pydantic's generated titles ("Workflow
     # Id" for workflow_id) and `"default": null` repeat what the names and `required` say.
-    for tool in server._tool_manager.list_tools():
+    for tool in registered_tools(server):
         tool.parameters = lean_schema(tool.parameters)
+    wrap_request_handler(server, "tools/list", _pointing_to_viewer)
     register_resources(server)
     register_prompts(server)
     register_subscriptions(server, bus)

@@ -34,7 +34,7 @@ import re
 import secrets
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
@@ -42,6 +42,8 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from onepin_mcp.sdk import session_owners, stateful_sessions
 
 logger = logging.getLogger(__name__)
 
@@ -96,24 +98,20 @@ class StreamableSessions:
     public way to count them; reading its two maps is exact where a count of our own would
     drift (the manager ends idle and crashed sessions without telling anyone). Checked when
     the app is built, so that an SDK that renamed them fails at start, not by letting every
-    session through.
+    session through. Both are reached through `sdk`, the one place that names private SDK parts.
     """
 
     def __init__(self, manager: StreamableHTTPSessionManager) -> None:
-        for name in ("_server_instances", "_session_owners"):
-            if not isinstance(getattr(manager, name, None), dict):
-                raise RuntimeError(
-                    f"the MCP SDK's session manager has no {name} map: session limits cannot "
-                    "be counted with this SDK version"
-                )
+        # Both read once here, so that an SDK without them fails at start (see the class).
+        stateful_sessions(manager)
+        session_owners(manager)
         self._manager = manager
 
     def total(self) -> int:
-        sessions: dict[str, Any] = self._manager._server_instances  # private: see the class
-        return len(sessions)
+        return len(stateful_sessions(self._manager))
 
     def held_by(self, caller: str) -> int:
-        owners: dict[str, Any] = self._manager._session_owners  # private: see the class
+        owners = session_owners(self._manager)
         return sum(1 for owner in owners.values() if owner.get("client_id") == caller)
 
 

@@ -3,6 +3,7 @@ clock that waits and watches run on, and the policy for writes."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -33,11 +34,15 @@ class RealClock:
 
 
 ConfirmPolicy = Literal["never", "destructive", "writes"]
+ConfirmClass = Literal["never", "destructive", "writes"]
+"""A tool's own fact: the most lenient `ConfirmPolicy` under which it asks first ("never" for a
+tool that never asks: a read). Declared on each tool's record (`ToolSpec.confirm`)."""
 
 
 @dataclass(frozen=True)
 class WritePolicy:
-    """How billable and destructive calls are guarded (design §4).
+    """How billable and destructive calls are guarded: a credit cap on starts, and which writes
+    ask the user first.
 
     `max_run_credits`: start_run refuses a run whose maximum estimated cost is higher.
     `confirm`: which write tools ask the user first, where the client supports elicitation.
@@ -78,3 +83,6 @@ class AppState:
     clients: ClientProvider
     clock: Clock = field(default_factory=RealClock)
     policy: WritePolicy = field(default_factory=WritePolicy)
+    # Each tool's confirmation class by tool name, derived from the tool records by the server
+    # (tools sit above this layer, so the facts are handed down rather than imported).
+    confirm_classes: Mapping[str, ConfirmClass] = field(default_factory=dict)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Any, cast
@@ -29,17 +28,13 @@ from typing import Any, cast
 import anyio
 import mcp_types
 from mcp.server import MCPServer
-from mcp.server.stdio import (  # private, but the SDK's own claim of fd 0: reused, not copied
-    _claim_fd,
-    _open_stdin_diversion,
-    stdio_server,
-)
-from mcp.shared._context_streams import ContextSendStream
+from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 from mcp.types import INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError
 from pydantic import ValidationError
 
 from onepin_mcp.api.errors import redact
+from onepin_mcp.sdk import ContextSendStream, claim_stdin, lowlevel_server
 
 logger = logging.getLogger(__name__)
 
@@ -162,13 +157,13 @@ class CheckedLines:
 
 async def serve_stdio(server: MCPServer[Any]) -> None:
     """Serve `server` on this process's stdin and stdout until the client closes stdin."""
-    stdin, release = _claim_fd(0, sys.stdin, "rb", _open_stdin_diversion)
+    stdin, release = claim_stdin()
     try:
         lines = CheckedLines(anyio.wrap_file(stdin))
         # The SDK iterates whatever it is given line by line; CheckedLines yields str lines.
         async with stdio_server(stdin=cast("anyio.AsyncFile[str]", lines)) as (read, write):
             lines.answer_through(write)
-            lowlevel = server._lowlevel_server
+            lowlevel = lowlevel_server(server)
             await lowlevel.run(read, write, lowlevel.create_initialization_options())
     finally:
         if release is not None:

@@ -64,6 +64,7 @@ from onepin_mcp.api.errors import OnePinAPIError, OnePinError, OnePinInputError,
 from onepin_mcp.api.models import RunState
 from onepin_mcp.failures import explain
 from onepin_mcp.resources import RUN_URI
+from onepin_mcp.sdk import connection_of, lowlevel_server, wrap_lifespan
 from onepin_mcp.state import AppState, Clock
 from onepin_mcp.watch import PollSchedule, ProgressKey, follow_run, progress_key
 
@@ -396,17 +397,10 @@ def register_subscriptions(
     with (`MCPServer(subscriptions=bus)`): it is what listen streams receive updates from."""
     subscriptions = RunSubscriptions(bus, schedule=schedule)
     _REGISTERED[server] = subscriptions
-    lowlevel = server._lowlevel_server
+    lowlevel = lowlevel_server(server)
 
     # The watchers' task group lives inside the server's own lifespan.
-    inner_lifespan = lowlevel.lifespan
-
-    @asynccontextmanager
-    async def lifespan(low: Any) -> AsyncIterator[AppState]:
-        async with inner_lifespan(low) as state, subscriptions.lifespan(state):
-            yield state
-
-    lowlevel.lifespan = lifespan
+    wrap_lifespan(server, subscriptions.lifespan)
 
     def client_of(request: ServerRequestContext[AppState, Any]) -> OnePinClient:
         ctx: Context[AppState, Any] = Context(request_context=request, mcp_server=server)
@@ -492,10 +486,10 @@ def _connection_of(request: ServerRequestContext[Any, Any]) -> Connection:
 
     `ServerSession` is a per-request proxy; the `Connection` behind it is the per-client object
     that lives as long as the session (its `exit_stack` unwinds when the client goes). The SDK
-    exposes it on the kernel's `Context` but not on `ServerRequestContext`, hence the attribute.
+    exposes it on the kernel's `Context` but not on `ServerRequestContext` (see `sdk`).
     """
-    connection = getattr(request.session, "_connection", None)
-    if not isinstance(connection, Connection):
+    connection = connection_of(request.session)
+    if connection is None:
         raise MCPError(INTERNAL_ERROR, "Run subscriptions are not available on this connection")
     return connection
 

@@ -1,5 +1,6 @@
 """The one cleaner for untrusted text, whatever surface shows it: tool results, resources,
-prompts, completions, the user's confirmation questions, error texts, audit and log lines.
+prompts, completions, the user's confirmation questions, error texts, audit and log lines; and
+the same for free-form JSON from the API (`clean_json` keeps it whole, `trim_json` caps it).
 
 Text written by OnePin users (names, descriptions, scripts, error messages) can carry characters
 a reader never sees but a model reads: Unicode tag characters spelling out a whole hidden
@@ -43,7 +44,8 @@ import functools
 import re
 import sys
 import unicodedata
-from typing import Final
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 
 MAX_TEXT_CHARS: Final = 2000
 MAX_NAME_CHARS: Final = 200
@@ -211,3 +213,60 @@ def _emoji_ends_at(text: str, end: int) -> bool:
     if end >= 0 and ord(text[end]) in SKIN_TONES:
         end -= 1
     return end >= 0 and is_pictographic(text[end])
+
+
+# --- JSON: free-form API objects, cleaned string by string -------------------------------------
+
+
+def map_strings(value: Any, change: Callable[[str], str]) -> Any:
+    """A JSON value with `change` applied to every string in it, object keys included."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {change(str(key)): map_strings(v, change) for key, v in value.items()}
+    if isinstance(value, list):
+        return [map_strings(item, change) for item in value]
+    return value
+
+
+def clean_json(value: Any) -> Any:
+    """A JSON value with every string (keys too) through the one text cleaner, uncapped."""
+    return map_strings(value, lambda text: clean_text(text, limit=sys.maxsize))
+
+
+def trim_json(
+    value: Any, *, max_text: int = MAX_TEXT_CHARS, max_items: int | None = None, max_depth: int = 12
+) -> tuple[Any, bool]:
+    """A JSON value with every string (keys too) cleaned and capped, lists capped at `max_items`
+    and nesting cut at `max_depth`; and whether anything was cut."""
+    trimmer = _Trimmer(max_text, max_items, max_depth)
+    return trimmer.trim(value, 0), trimmer.cut
+
+
+class _Trimmer:
+    def __init__(self, max_text: int, max_items: int | None, max_depth: int) -> None:
+        self.max_text = max_text
+        self.max_items = max_items
+        self.max_depth = max_depth
+        self.cut = False
+
+    def trim(self, value: Any, depth: int) -> Any:
+        if isinstance(value, str):
+            cleaned = clean_text(value, self.max_text)
+            self.cut |= len(value) > self.max_text
+            return cleaned
+        if not isinstance(value, Mapping | list | tuple):
+            return value  # numbers, booleans, None
+        if depth >= self.max_depth:
+            self.cut = True
+            return "…"
+        if isinstance(value, Mapping):
+            return {
+                clean_text(str(key), MAX_NAME_CHARS): self.trim(item, depth + 1)
+                for key, item in value.items()
+            }
+        items = list(value)
+        if self.max_items is not None and len(items) > self.max_items:
+            self.cut = True
+            items = items[: self.max_items]
+        return [self.trim(item, depth + 1) for item in items]

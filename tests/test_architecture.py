@@ -1,4 +1,4 @@
-"""The import rules of the design (§7), checked over the source so that a shortcut fails CI.
+"""The import rules of docs/architecture.md, checked over the source so that a shortcut fails CI.
 
 Imports point down: `__main__` → server → tools/resources → watch → the `api` package (client →
 models/errors/settings). The `api` package never imports `mcp`; only `__main__` imports the
@@ -12,6 +12,8 @@ import ast
 from pathlib import Path
 
 import pytest
+
+from tests.module_map import layers
 
 PACKAGE = Path(__file__).resolve().parent.parent / "onepin_mcp"
 API = "onepin_mcp.api"
@@ -106,39 +108,9 @@ def test_only_the_command_line_imports_the_sandbox(path: Path) -> None:
 
 # Layers of the package, lowest first: a module may import its own layer or lower ones, never
 # higher ones. (The sandbox and the official SDK are covered by the rules above.)
-LAYERS: dict[str, int] = {
-    "onepin_mcp": 0,
-    "onepin_mcp.api": 0,
-    "onepin_mcp.api.settings": 0,
-    "onepin_mcp.api.errors": 0,
-    "onepin_mcp.api.models": 0,
-    "onepin_mcp.serving": 0,
-    "onepin_mcp.text": 0,
-    "onepin_mcp.api.client": 1,
-    "onepin_mcp.failures": 2,
-    "onepin_mcp.clips": 2,
-    "onepin_mcp.state": 2,
-    "onepin_mcp.views": 2,
-    "onepin_mcp.watch": 2,
-    "onepin_mcp.audit": 2,
-    "onepin_mcp.confirm": 2,
-    "onepin_mcp.tools": 3,
-    "onepin_mcp.prompts": 3,
-    "onepin_mcp.resources": 3,
-    "onepin_mcp.viewer": 3,
-    "onepin_mcp.selection": 4,
-    "onepin_mcp.subscriptions": 4,
-    "onepin_mcp.server": 5,
-    "onepin_mcp.surface": 6,
-    "onepin_mcp.options": 6,
-    "onepin_mcp.doctor": 6,
-    "onepin_mcp.sessions": 6,
-    "onepin_mcp.http_guards": 7,
-    "onepin_mcp.http_auth": 8,
-    "onepin_mcp.http": 9,
-    "onepin_mcp.stdio": 9,
-    "onepin_mcp.__main__": 10,
-}
+# Every module's layer comes from the one table in tests/module_map.py, which also writes the
+# module map in docs/architecture.md: place a new module there.
+LAYERS: dict[str, int] = layers("server")
 
 
 def _layer(module: str) -> int | None:
@@ -187,3 +159,52 @@ def test_the_layer_map_catches_an_upward_import(tmp_path: Path) -> None:
     probe.write_text("from onepin_mcp.server import create_server\n", encoding="utf-8")
     names = _imports(probe, module="onepin_mcp.api.client")
     assert any((_layer(n) or 0) > (_layer("onepin_mcp.api.client") or 0) for n in names)
+
+
+# The sandbox's own layers, lowest first: the facade (`app`) routes to handlers; handlers read
+# requests (`parsing`, `auth`), check definitions and render records; below them sit the store,
+# the engine and the errors. A module may import its own layer or lower ones.
+SANDBOX = "onepin_mcp.sandbox"
+SANDBOX_LAYERS: dict[str, int] = layers("sandbox")  # from tests/module_map.py, as above
+
+
+def _sandbox_layer(module: str) -> int | None:
+    """The layer of a sandbox module: its own entry, or its closest package's."""
+    parts = module.split(".")
+    for end in range(len(parts), 1, -1):
+        layer = SANDBOX_LAYERS.get(".".join(parts[:end]))
+        if layer is not None:
+            return layer
+    return None
+
+
+def _upward_sandbox_imports(path: Path, module: str) -> set[str]:
+    own = _sandbox_layer(module)
+    assert own is not None, f"{module} has no layer in SANDBOX_LAYERS: place it"
+    return {
+        name
+        for name in _imports(path, module=module)
+        # The bare package is only the stem of `from . import x`; `x` itself is checked.
+        if _is_under(name, SANDBOX)
+        and name != SANDBOX
+        and (layer := _sandbox_layer(name)) is not None
+        and layer > own
+    }
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in SOURCES if _is_under(_module_name(p), SANDBOX)],
+    ids=lambda p: _module_name(p),
+)
+def test_sandbox_imports_point_from_the_facade_down_to_the_store(path: Path) -> None:
+    module = _module_name(path)
+    upward = _upward_sandbox_imports(path, module)
+    assert not upward, f"{module} imports higher sandbox layers: {sorted(upward)}"
+
+
+def test_the_sandbox_layer_map_catches_an_upward_import(tmp_path: Path) -> None:
+    probe = tmp_path / "render.py"
+    probe.write_text("from .handlers import runs\nfrom .app import Sandbox\n", encoding="utf-8")
+    upward = _upward_sandbox_imports(probe, f"{SANDBOX}.render")
+    assert {f"{SANDBOX}.handlers.runs", f"{SANDBOX}.app"} <= upward

@@ -1,4 +1,4 @@
-"""The session settings (issue 11): flags, their environment twins, and what is refused."""
+"""The session settings: flags, their environment twins, and what is refused."""
 
 from __future__ import annotations
 

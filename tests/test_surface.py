@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mcp.types import Prompt, PromptArgument, ResourceTemplate, Tool
@@ -127,3 +128,26 @@ async def test_no_listed_input_schema_carries_a_generated_title() -> None:
         assert "title" not in tool.input_schema, tool.name
         for name, schema in tool.input_schema.get("properties", {}).items():
             assert "title" not in schema, f"{tool.name}.{name}"
+
+
+async def test_an_output_schema_title_or_defs_name_means_one_shape_across_the_surface() -> None:
+    # Clients and code generators key types by these names: two shapes under one name (two
+    # views both called RunView) would merge or overwrite each other's types.
+    shapes: dict[str, dict[str, Any]] = {}
+    clashes: set[str] = set()
+
+    def record(name: str, shape: dict[str, Any]) -> None:
+        if shapes.setdefault(name, shape) != shape:
+            clashes.add(name)
+
+    for tool in await _tools(ToolSelection(toolsets=("all",))):
+        schema = tool.output_schema
+        if schema is None:
+            continue
+        defs = schema.get("$defs", {})
+        record(schema["title"], {key: value for key, value in schema.items() if key != "$defs"})
+        for name, shape in defs.items():
+            record(f"$defs/{name}", shape)
+
+    assert not clashes, f"one name, several shapes: {sorted(clashes)}"
+    assert len([name for name in shapes if not name.startswith("$defs/")]) >= 20

@@ -91,7 +91,8 @@ RETRYABLE_STATUSES: Final = frozenset({429, 502, 503, 504})
 # POSTs that may be repeated safely. cancel and pause are idempotent by contract (a repeat
 # returns the run unchanged); preview, estimate and validate compute without saving. Never here:
 # start (billable, no idempotency key), create and duplicate (each call makes a workflow),
-# resume (a repeat after success is a 409), and PUT/PATCH/DELETE (writes, per the design).
+# resume (a repeat after success is a 409), and PUT/PATCH/DELETE (writes, which are repeated only
+# when the agent decides to, never behind its back).
 RETRY_SAFE_POSTS: Final = frozenset({"cancel", "pause", "preview", "estimate", "validate"})
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")

@@ -1,20 +1,28 @@
 """The tool surface: toolsets of task-shaped tools, each tool described once, in a fixed order.
 
 Every toolset module defines `TOOLS`, a tuple of `ToolSpec`, built with `read_tool` or
-`write_tool` so that each tool declares all four behaviour hints. `TOOLSETS` fixes the order
-in which toolsets (and so tools) appear in `tools/list`. Tools only call the OnePin client and
-return views: a `OnePinError` they let escape is turned into agent-facing text by the server, in
-one place (`onepin_mcp.failures`).
+`write_tool`. A spec is the one record of every fact about its tool: name, title, toolset, all
+four behaviour hints, the OnePin scopes it needs, its confirmation class, and (read from its
+signature's parameter types, `onepin_mcp.params`) which tool lists the values of each id it
+takes. Selection, the doctor's scope check and confirmation derive from these records; nothing
+else keeps a table keyed by tool name. `TOOLSETS` fixes the order in which toolsets (and so
+tools) appear in `tools/list`. Tools only call the OnePin client and return views: a
+`OnePinError` they let escape is turned into agent-facing text by the server, in one place
+(`onepin_mcp.failures`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
+
+from onepin_mcp.params import listed_by
+from onepin_mcp.state import ConfirmClass
 
 if TYPE_CHECKING:
     from onepin_mcp.api.client import OnePinClient
@@ -25,21 +33,32 @@ ToolFunction = Callable[..., Awaitable[Any]]
 
 @dataclass(frozen=True)
 class ToolSpec:
-    """One tool as registered: its function, its name and title, its hints, its toolset."""
+    """One tool as registered, and every fact about it."""
 
     fn: ToolFunction
     name: str
     title: str
     toolset: str
     annotations: ToolAnnotations
+    # The OnePin scopes its calls need (flat: write does not imply read); () for none.
+    scopes: tuple[str, ...]
+    # The most lenient confirmation policy under which it asks the user first.
+    confirm: ConfirmClass
 
     @property
     def writes(self) -> bool:
         return not self.annotations.read_only_hint
 
+    @property
+    def listed_by(self) -> Mapping[str, str]:
+        """For each id parameter, the tool whose results list its valid values."""
+        parameters = inspect.signature(self.fn, eval_str=True).parameters
+        found = {name: listed_by(p.annotation) for name, p in parameters.items()}
+        return {name: tool for name, tool in found.items() if tool is not None}
 
-def read_tool(fn: ToolFunction, *, toolset: str, title: str) -> ToolSpec:
-    """A tool that only reads OnePin: safe to call any number of times."""
+
+def read_tool(fn: ToolFunction, *, toolset: str, title: str, scopes: tuple[str, ...]) -> ToolSpec:
+    """A tool that only reads OnePin: safe to call any number of times, never confirmed."""
     hints = ToolAnnotations(
         title=title,
         read_only_hint=True,
@@ -47,11 +66,18 @@ def read_tool(fn: ToolFunction, *, toolset: str, title: str) -> ToolSpec:
         idempotent_hint=True,
         open_world_hint=True,
     )
-    return ToolSpec(fn, fn.__name__, title, toolset, hints)
+    return ToolSpec(fn, fn.__name__, title, toolset, hints, scopes, "never")
 
 
 def write_tool(
-    fn: ToolFunction, *, toolset: str, title: str, destructive: bool, idempotent: bool
+    fn: ToolFunction,
+    *,
+    toolset: str,
+    title: str,
+    scopes: tuple[str, ...],
+    destructive: bool,
+    idempotent: bool,
+    confirm: ConfirmClass,
 ) -> ToolSpec:
     """A tool that changes OnePin state; hidden and refused in read-only mode."""
     hints = ToolAnnotations(
@@ -61,7 +87,7 @@ def write_tool(
         idempotent_hint=idempotent,
         open_world_hint=True,
     )
-    return ToolSpec(fn, fn.__name__, title, toolset, hints)
+    return ToolSpec(fn, fn.__name__, title, toolset, hints, scopes, confirm)
 
 
 def onepin(ctx: Context[AppState, Any]) -> OnePinClient:

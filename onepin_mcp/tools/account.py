@@ -18,4 +18,7 @@ async def get_account(ctx: Context[AppState, Any]) -> AccountView:
     return AccountView.of(await client.whoami(), await client.get_credits())
 
 
-TOOLS: tuple[ToolSpec, ...] = (read_tool(get_account, toolset="account", title="Account"),)
+# GET /auth/whoami and GET /credits answer any valid key.
+TOOLS: tuple[ToolSpec, ...] = (
+    read_tool(get_account, toolset="account", title="Account", scopes=()),
+)

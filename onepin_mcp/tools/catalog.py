@@ -8,6 +8,7 @@ from typing import Annotated, Any, Final, Literal
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from onepin_mcp.params import Limit, Offset
 from onepin_mcp.state import AppState
 from onepin_mcp.tools import ToolSpec, onepin, read_tool
 from onepin_mcp.views.catalog import NodeTypeList, TemplateList, VoiceList
@@ -15,8 +16,6 @@ from onepin_mcp.views.catalog import NodeTypeList, TemplateList, VoiceList
 # A locale as the voice filter takes it (en-us, ko-kr; `_` is accepted and normalized).
 LOCALE_PATTERN: Final = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$"
 
-Offset = Annotated[int, Field(ge=0, description="Rows to skip.")]
-Limit = Annotated[int, Field(ge=1, le=100, description="Rows per page.")]
 Search = Annotated[
     str | None,
     Field(description="Words to find in names and descriptions.", min_length=1, max_length=200),
@@ -81,7 +80,10 @@ async def list_templates(
 
 
 TOOLS: tuple[ToolSpec, ...] = (
-    read_tool(list_node_types, toolset="catalog", title="List node types"),
-    read_tool(list_voices, toolset="catalog", title="List voices"),
-    read_tool(list_templates, toolset="catalog", title="List templates"),
+    # GET /nodes needs no key at all.
+    read_tool(list_node_types, toolset="catalog", title="List node types", scopes=()),
+    read_tool(list_voices, toolset="catalog", title="List voices", scopes=("voices:read",)),
+    read_tool(
+        list_templates, toolset="catalog", title="List templates", scopes=("templates:read",)
+    ),
 )

@@ -1,4 +1,5 @@
-"""The toolsets in their fixed order, and which are on by default (design §2)."""
+"""The toolsets in their fixed order, and which are on by default (what everyday run work needs;
+admin and catalog tools cost context on every turn, so they are opt-in)."""
 
 from __future__ import annotations
 

@@ -49,10 +49,11 @@ from onepin_mcp.api.errors import (
 from onepin_mcp.api.models import ACTIVE_STATUSES, RUN_STATUSES, Estimate, RunListItem, RunState
 from onepin_mcp.audit import AuditEntry, WriteRefused, audited
 from onepin_mcp.confirm import NOT_ASKED, Confirmation, Outcome, ask, policy_asks, quoted, require
+from onepin_mcp.params import RunId, WorkflowId
 from onepin_mcp.state import AppState, Clock, WritePolicy
 from onepin_mcp.tools import ToolSpec, onepin, write_tool
 from onepin_mcp.views import MAX_NAME_CHARS, clean_text
-from onepin_mcp.views.run_control import RunView, is_pausing, next_step
+from onepin_mcp.views.run_control import RunControlView, is_pausing, next_step
 from onepin_mcp.watch import wait_until_settled
 
 logger = logging.getLogger(__name__)
@@ -79,8 +80,8 @@ RECOVERY_LOOKS_S: Final = (1.0, 2.0, 3.0, 4.0)
 # When none has appeared by then, how long the agent is told to wait before checking again.
 CHECK_AGAIN_S: Final = 60
 
-WorkflowId = Annotated[str, Field(description="Workflow id (UUID) from list_workflows.")]
-RunId = Annotated[str, Field(description="Run id (UUID) from start_run or list_runs.")]
+# Starting, cancelling, pausing and resuming all need the run scope.
+RUN: tuple[str, ...] = ("workflows:run",)
 
 
 # --- asking first (onepin_mcp.confirm): one resolver per tool, worded with names -----------------
@@ -204,7 +205,7 @@ async def start_run(
             "once); done says whether it did.",
         ),
     ] = 0,
-) -> RunView:
+) -> RunControlView:
     """Start a run of a workflow. Billable: previewed first and refused over the server's
     budget cap or the balance. Sent at most once, never retried; one run per workflow may be
     active. Follow the new run with wait_for_run."""
@@ -227,7 +228,7 @@ async def start_run(
         else ""
     )
     if wait_s <= 0:
-        return RunView.of(run, recovered=recovered, estimate=estimate, note=note)
+        return RunControlView.of(run, recovered=recovered, estimate=estimate, note=note)
     try:
         run, done, waited = await wait_until_settled(
             client, workflow_id, run.id, clock=state.clock, timeout_s=wait_s
@@ -237,10 +238,12 @@ async def start_run(
         # its id and invite a second start.
         logger.info("start_run's wait for %s failed: %s", run.id, type(error).__name__)
         note = f"{note} Started, but following it failed ({type(error).__name__})."
-        return RunView.of(run, recovered=recovered, estimate=estimate, note=note.strip())
+        return RunControlView.of(run, recovered=recovered, estimate=estimate, note=note.strip())
     if not done and run.status != "paused":
         note = f"{note} Not finished after {waited:.0f} s of waiting."
-    return RunView.of(run, recovered=recovered, done=done, estimate=estimate, note=note.strip())
+    return RunControlView.of(
+        run, recovered=recovered, done=done, estimate=estimate, note=note.strip()
+    )
 
 
 async def cancel_run(
@@ -248,7 +251,7 @@ async def cancel_run(
     run_id: RunId,
     ctx: Context[AppState, Any],
     confirmation: Annotated[Outcome, Resolve(_confirm_cancel)],
-) -> RunView:
+) -> RunControlView:
     """Cancel a pending, running or paused run, for good (it cannot be resumed). A finished run
     is returned unchanged, with changed=false."""
     client = onepin(ctx)
@@ -258,7 +261,7 @@ async def cancel_run(
         # before the call can tell "cancelled now" from "was already cancelled".
         state = await client.get_run_status(workflow_id, run_id)
         if state.is_terminal:
-            return RunView.of(state, changed=False)
+            return RunControlView.of(state, changed=False)
         try:
             run = await client.cancel_run(workflow_id, run_id)
         except OnePinAPIError as error:
@@ -267,7 +270,7 @@ async def cancel_run(
                 raise ToolError(message) from error
             raise
         # A run that finished between the read and the cancel comes back unchanged.
-        return RunView.of(run, changed=run.status == "cancelled")
+        return RunControlView.of(run, changed=run.status == "cancelled")
 
 
 async def pause_run(
@@ -275,7 +278,7 @@ async def pause_run(
     run_id: RunId,
     ctx: Context[AppState, Any],
     confirmation: Annotated[Outcome, Resolve(_confirm_pause)],
-) -> RunView:
+) -> RunControlView:
     """Pause a pending or running run: the steps under way finish first, then it stays paused
     until resume_run. A run already paused or pausing is returned unchanged."""
     client = onepin(ctx)
@@ -283,7 +286,7 @@ async def pause_run(
         entry.confirmed = require(confirmation, action=f"pause run {run_id}")
         state = await client.get_run_status(workflow_id, run_id)
         if state.status == "paused" or is_pausing(state):
-            return RunView.of(state, changed=False)
+            return RunControlView.of(state, changed=False)
         if state.is_terminal:
             raise WriteRefused(
                 f"Run {run_id} is already {state.status}; only pending or running runs can be "
@@ -296,7 +299,7 @@ async def pause_run(
                 message = await _state_conflict(client, "pause", error, workflow_id, run_id)
                 raise ToolError(message) from error
             raise
-        return RunView.of(run)
+        return RunControlView.of(run)
 
 
 async def resume_run(
@@ -304,7 +307,7 @@ async def resume_run(
     run_id: RunId,
     ctx: Context[AppState, Any],
     confirmation: Annotated[Outcome, Resolve(_confirm_resume)],
-) -> RunView:
+) -> RunControlView:
     """Resume a paused run from its last finished step (nothing is redone). Only paused runs
     can be resumed; follow it with wait_for_run."""
     client = onepin(ctx)
@@ -317,7 +320,7 @@ async def resume_run(
                 message = await _state_conflict(client, "resume", error, workflow_id, run_id)
                 raise ToolError(message) from error
             raise
-        return RunView.of(run)
+        return RunControlView.of(run)
 
 
 # --- the budget guard --------------------------------------------------------------------------
@@ -688,15 +691,40 @@ async def _state_conflict(
 
 TOOLS: tuple[ToolSpec, ...] = (
     write_tool(
-        start_run, toolset="run_control", title="Start run", destructive=False, idempotent=False
+        start_run,
+        toolset="run_control",
+        title="Start run",
+        scopes=RUN,
+        destructive=False,
+        idempotent=False,
+        confirm="writes",
+    ),
+    # Cancelling loses the run for good: asked about under the default policy.
+    write_tool(
+        cancel_run,
+        toolset="run_control",
+        title="Cancel run",
+        scopes=RUN,
+        destructive=True,
+        idempotent=True,
+        confirm="destructive",
     ),
     write_tool(
-        cancel_run, toolset="run_control", title="Cancel run", destructive=True, idempotent=True
+        pause_run,
+        toolset="run_control",
+        title="Pause run",
+        scopes=RUN,
+        destructive=False,
+        idempotent=True,
+        confirm="writes",
     ),
     write_tool(
-        pause_run, toolset="run_control", title="Pause run", destructive=False, idempotent=True
-    ),
-    write_tool(
-        resume_run, toolset="run_control", title="Resume run", destructive=False, idempotent=True
+        resume_run,
+        toolset="run_control",
+        title="Resume run",
+        scopes=RUN,
+        destructive=False,
+        idempotent=True,
+        confirm="writes",
     ),
 )

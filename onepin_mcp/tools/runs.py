@@ -14,28 +14,36 @@ from pydantic import AwareDatetime, Field
 
 from onepin_mcp.api.models import RunSortField, RunState, RunStatus, SortOrder
 from onepin_mcp.clips import MAX_LOOKUP_LINES, ClipUnavailable, fetch_clip, find_card
+from onepin_mcp.params import (
+    AudioId,
+    ClipChoice,
+    Limit,
+    NodeFilter,
+    Offset,
+    OutputNodeChoice,
+    RunId,
+    WorkflowId,
+)
 from onepin_mcp.state import AppState
 from onepin_mcp.tools import ToolSpec, onepin, read_tool
-from onepin_mcp.tools.workflows import WorkflowId
 from onepin_mcp.views.runs import (
     AudioClipView,
     DownloadView,
     PreviewView,
     RunDataView,
     RunList,
+    RunRecordView,
     RunResultsView,
     RunsSummaryView,
     RunStatusView,
-    RunView,
     RunWaitView,
     StepsView,
     progress_of,
 )
 from onepin_mcp.watch import wait_until_settled
 
-RunId = Annotated[str, Field(description="run UUID, from list_runs or start_run")]
-Offset = Annotated[int, Field(ge=0, description="rows to skip (next_offset of a page)")]
-Limit = Annotated[int, Field(ge=1, le=100, description="rows per page")]
+# Every tool here reads a workflow or its runs.
+READ: tuple[str, ...] = ("workflows:read",)
 
 
 async def list_runs(
@@ -82,11 +90,11 @@ async def get_run(
     include_definition: Annotated[
         bool, Field(description="add the graph exactly as this run executed it")
     ] = False,
-) -> RunView:
+) -> RunRecordView:
     """A run's full record: credits charged, cost units, usage, who started it, timing and
     error; optionally the definition snapshot it ran."""
     run = await onepin(ctx).get_run(workflow_id, run_id)
-    return RunView.of(run, include_definition=include_definition)
+    return RunRecordView.of(run, include_definition=include_definition)
 
 
 # wait_for_run's bounds. Many MCP clients give up on a call after 60 s, so the default returns
@@ -156,9 +164,7 @@ async def get_run_steps(
     workflow_id: WorkflowId,
     run_id: RunId,
     failed_only: Annotated[bool, Field(description="only steps whose status is failed")] = False,
-    node_id: Annotated[
-        str | None, Field(description="only this node's steps (ids from get_workflow)")
-    ] = None,
+    node_id: NodeFilter = None,
     node_type: Annotated[
         str | None, Field(description="only this node type, e.g. validator_pronunciation")
     ] = None,
@@ -266,12 +272,8 @@ async def get_download_url(
     ctx: Context[AppState, Any],
     workflow_id: WorkflowId,
     run_id: RunId,
-    node_id: Annotated[
-        str | None, Field(description="one output node's ZIP (node ids from get_run_results)")
-    ] = None,
-    audio_id: Annotated[
-        str | None, Field(description="one clip (16 hex; audio_id from get_run_data)")
-    ] = None,
+    node_id: OutputNodeChoice = None,
+    audio_id: ClipChoice = None,
 ) -> DownloadView:
     """A presigned URL (about 15 minutes) for a completed run's audio: the whole ZIP by default,
     one output node's ZIP with node_id, or one clip with audio_id."""
@@ -287,9 +289,6 @@ async def get_download_url(
         link = await client.get_node_download_url(workflow_id, run_id, node_id)
         return DownloadView.of(link, "node")
     return DownloadView.of(await client.get_run_download_url(workflow_id, run_id), "run")
-
-
-AudioId = Annotated[str, Field(description="16 hex, from get_run_data cards")]
 
 
 async def get_audio_clip(
@@ -350,15 +349,15 @@ async def preview_run(
 
 
 TOOLS: tuple[ToolSpec, ...] = (
-    read_tool(list_runs, toolset="runs", title="List runs"),
-    read_tool(get_run_status, toolset="runs", title="Run status"),
-    read_tool(get_run, toolset="runs", title="Get run"),
-    read_tool(wait_for_run, toolset="runs", title="Wait for run"),
-    read_tool(get_run_steps, toolset="runs", title="Run steps"),
-    read_tool(get_run_results, toolset="runs", title="Run results"),
-    read_tool(get_run_data, toolset="runs", title="Run data"),
-    read_tool(get_runs_summary, toolset="runs", title="Runs summary"),
-    read_tool(get_download_url, toolset="runs", title="Download URL"),
-    read_tool(get_audio_clip, toolset="runs", title="Audio clip"),
-    read_tool(preview_run, toolset="runs", title="Preview run cost"),
+    read_tool(list_runs, toolset="runs", title="List runs", scopes=READ),
+    read_tool(get_run_status, toolset="runs", title="Run status", scopes=READ),
+    read_tool(get_run, toolset="runs", title="Get run", scopes=READ),
+    read_tool(wait_for_run, toolset="runs", title="Wait for run", scopes=READ),
+    read_tool(get_run_steps, toolset="runs", title="Run steps", scopes=READ),
+    read_tool(get_run_results, toolset="runs", title="Run results", scopes=READ),
+    read_tool(get_run_data, toolset="runs", title="Run data", scopes=READ),
+    read_tool(get_runs_summary, toolset="runs", title="Runs summary", scopes=READ),
+    read_tool(get_download_url, toolset="runs", title="Download URL", scopes=READ),
+    read_tool(get_audio_clip, toolset="runs", title="Audio clip", scopes=READ),
+    read_tool(preview_run, toolset="runs", title="Preview run cost", scopes=READ),
 )

@@ -20,6 +20,7 @@ from onepin_mcp.api.client import UNSET, OnePinClient, Unset
 from onepin_mcp.api.errors import OnePinAPIError, OnePinError
 from onepin_mcp.audit import WriteRefused, audited
 from onepin_mcp.confirm import NOT_ASKED, Confirmation, Outcome, ask, policy_asks, quoted, require
+from onepin_mcp.params import Limit, Offset, WorkflowId
 from onepin_mcp.state import AppState
 from onepin_mcp.tools import ToolSpec, onepin, read_tool, write_tool
 from onepin_mcp.views.workflow_admin import (
@@ -32,7 +33,9 @@ from onepin_mcp.views.workflow_admin import (
 MAX_NAME_CHARS: Final = 200
 MAX_DESCRIPTION_CHARS: Final = 5000
 
-WorkflowId = Annotated[str, Field(description="Workflow id (UUID) from list_workflows.")]
+# Every tool here edits workflows, except listing uploads, which only reads one.
+WRITE: tuple[str, ...] = ("workflows:write",)
+READ: tuple[str, ...] = ("workflows:read",)
 DEFINITION_HELP: Final = (
     "WorkflowDefinition: {graph: {nodes: [{id, type, name, position: {x, y}, config}], "
     "edges: [{id, source, sourcePort, target, targetPort}]}}. list_node_types gives node types "
@@ -206,8 +209,8 @@ async def delete_workflow(
 async def list_workflow_uploads(
     workflow_id: WorkflowId,
     ctx: Context[AppState, Any],
-    offset: Annotated[int, Field(ge=0, description="Rows to skip.")] = 0,
-    limit: Annotated[int, Field(ge=1, le=100, description="Rows per page.")] = 20,
+    offset: Offset = 0,
+    limit: Limit = 20,
 ) -> UploadList:
     """List the files uploaded to a workflow (scripts and other inputs), newest first: name,
     size, lines, detected language."""
@@ -220,31 +223,49 @@ TOOLS: tuple[ToolSpec, ...] = (
         create_workflow,
         toolset="workflow_admin",
         title="Create workflow",
+        scopes=WRITE,
         destructive=False,
         idempotent=False,
+        confirm="writes",
     ),
-    # Destructive: a new name, description or graph overwrites the old one.
+    # Destructive: a new name, description or graph overwrites the old one. Yet asked about
+    # only under the `writes` policy: an agent editing a workflow calls it over and over, and a
+    # question per edit would teach the user to click "yes" without reading.
     write_tool(
         update_workflow,
         toolset="workflow_admin",
         title="Update workflow",
+        scopes=WRITE,
         destructive=True,
         idempotent=True,
+        confirm="writes",
     ),
     write_tool(
         duplicate_workflow,
         toolset="workflow_admin",
         title="Duplicate workflow",
+        scopes=WRITE,
         destructive=False,
         idempotent=False,
+        confirm="writes",
     ),
-    read_tool(validate_workflow, toolset="workflow_admin", title="Validate workflow definition"),
+    # Changes nothing, but OnePin allows it only to keys that may edit workflows.
+    read_tool(
+        validate_workflow,
+        toolset="workflow_admin",
+        title="Validate workflow definition",
+        scopes=WRITE,
+    ),
     write_tool(
         delete_workflow,
         toolset="workflow_admin",
         title="Delete workflow",
+        scopes=WRITE,
         destructive=True,
         idempotent=True,
+        confirm="destructive",
     ),
-    read_tool(list_workflow_uploads, toolset="workflow_admin", title="List workflow uploads"),
+    read_tool(
+        list_workflow_uploads, toolset="workflow_admin", title="List workflow uploads", scopes=READ
+    ),
 )

@@ -8,11 +8,10 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from onepin_mcp.api.models import SortOrder, WorkflowSortField
+from onepin_mcp.params import Limit, Offset, WorkflowId
 from onepin_mcp.state import AppState
 from onepin_mcp.tools import ToolSpec, onepin, read_tool
 from onepin_mcp.views.workflows import WorkflowList, WorkflowView
-
-WorkflowId = Annotated[str, Field(description="workflow UUID, from list_workflows")]
 
 # "paused" is accepted by the API but always matches nothing (a paused latest run counts as
 # "running"), so it is not offered.
@@ -39,8 +38,8 @@ async def list_workflows(
     has_failed_run: Annotated[
         bool | None, Field(description="true: some run ever failed; false: none did")
     ] = None,
-    offset: Annotated[int, Field(ge=0, description="rows to skip (next_offset of a page)")] = 0,
-    limit: Annotated[int, Field(ge=1, le=100, description="rows per page")] = 20,
+    offset: Offset = 0,
+    limit: Limit = 20,
 ) -> WorkflowList:
     """Find workflows by name or description, filter by latest-run status, sort and page.
     Rows are compact (ids, run counts, last run); call get_workflow for one workflow's nodes."""
@@ -84,7 +83,9 @@ async def get_workflow(
     return WorkflowView.of_summary(workflow, last_run)
 
 
+READ: tuple[str, ...] = ("workflows:read",)
+
 TOOLS: tuple[ToolSpec, ...] = (
-    read_tool(list_workflows, toolset="workflows", title="List workflows"),
-    read_tool(get_workflow, toolset="workflows", title="Get workflow"),
+    read_tool(list_workflows, toolset="workflows", title="List workflows", scopes=READ),
+    read_tool(get_workflow, toolset="workflows", title="Get workflow", scopes=READ),
 )

@@ -11,7 +11,7 @@ from onepin_mcp.api.models import Estimate, RunState, RunStatus
 from onepin_mcp.views import View
 
 
-class RunView(View):
+class RunControlView(View):
     """A run right after a control call: its ids, state, and what to do next."""
 
     id: str = Field(description="the run id")
@@ -53,7 +53,7 @@ class RunView(View):
         done: bool | None = None,
         estimate: Estimate | None = None,
         note: str = "",
-    ) -> RunView:
+    ) -> RunControlView:
         """`note` goes before the next step: what the agent must know first (a recovered start,
         a wait that ended early)."""
         pausing = is_pausing(run)

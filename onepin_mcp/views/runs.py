@@ -40,8 +40,8 @@ from onepin_mcp.api.models import (
     SinkOutput,
     ValidatorSummary,
 )
+from onepin_mcp.text import trim_json
 from onepin_mcp.views import CleanName, CleanText, View, clean_text
-from onepin_mcp.views.workflows import trim_json
 
 # Caps on how much of a long result an agent sees at once; the tools say how to see the rest.
 MAX_STEPS = 100
@@ -302,7 +302,7 @@ class Trigger(View):
     user_name: CleanName | None = None
 
 
-class RunView(View):
+class RunRecordView(View):
     """The full record of a run: cost, usage, who started it, timing, outcome."""
 
     workflow_id: str
@@ -333,7 +333,7 @@ class RunView(View):
     truncated: bool = Field(default=False, description="long text in the snapshot was cut")
 
     @classmethod
-    def of(cls, run: RunDetail, *, include_definition: bool) -> RunView:
+    def of(cls, run: RunDetail, *, include_definition: bool) -> RunRecordView:
         usage, _ = trim_json(run.usage_summary, max_text=200, max_items=10, max_depth=3)
         snapshot, cut = None, False
         if include_definition and run.definition_snapshot is not None:

@@ -1,13 +1,9 @@
 """Views of the `workflows` toolset: compact list rows, and one workflow as summary, graph or
 markdown.
-
-Also home of `trim_json`, which makes free-form API objects (definitions, step results, usage
-blocks) safe and small enough to show: the runs views use it too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -23,7 +19,8 @@ from onepin_mcp.api.models import (
     WorkflowListItem,
     WorkflowMarkdown,
 )
-from onepin_mcp.views import MAX_NAME_CHARS, MAX_TEXT_CHARS, CleanName, CleanText, View, clean_text
+from onepin_mcp.text import trim_json
+from onepin_mcp.views import CleanName, CleanText, View, clean_text
 
 # The markdown rendering of a big workflow can run long; past this an agent should page the
 # graph instead (view="definition").
@@ -37,47 +34,6 @@ def _clean_markdown(value: str) -> str:
 
 
 CleanMarkdown = Annotated[str, AfterValidator(_clean_markdown)]
-
-
-# --- free-form JSON -------------------------------------------------------------------------------
-
-
-def trim_json(
-    value: Any, *, max_text: int = MAX_TEXT_CHARS, max_items: int | None = None, max_depth: int = 12
-) -> tuple[Any, bool]:
-    """A JSON value with every string (keys too) cleaned and capped, lists capped at `max_items`
-    and nesting cut at `max_depth`; and whether anything was cut."""
-    trimmer = _Trimmer(max_text, max_items, max_depth)
-    return trimmer.trim(value, 0), trimmer.cut
-
-
-class _Trimmer:
-    def __init__(self, max_text: int, max_items: int | None, max_depth: int) -> None:
-        self.max_text = max_text
-        self.max_items = max_items
-        self.max_depth = max_depth
-        self.cut = False
-
-    def trim(self, value: Any, depth: int) -> Any:
-        if isinstance(value, str):
-            cleaned = clean_text(value, self.max_text)
-            self.cut |= len(value) > self.max_text
-            return cleaned
-        if not isinstance(value, Mapping | list | tuple):
-            return value  # numbers, booleans, None
-        if depth >= self.max_depth:
-            self.cut = True
-            return "…"
-        if isinstance(value, Mapping):
-            return {
-                clean_text(str(key), MAX_NAME_CHARS): self.trim(item, depth + 1)
-                for key, item in value.items()
-            }
-        items = list(value)
-        if self.max_items is not None and len(items) > self.max_items:
-            self.cut = True
-            items = items[: self.max_items]
-        return [self.trim(item, depth + 1) for item in items]
 
 
 def nonzero_counts(counts: RunStatusCounts | None) -> dict[str, int]:

@@ -40,8 +40,9 @@ from tests.transports.served import child_env
 
 DIST_INFO = f"onepin_mcp-{__version__}.dist-info"
 SDIST_PREFIX = f"onepin_mcp-{__version__}/"
-# What the package needs at run time, and nothing it doesn't (the design brief's list, plus the
-# two servers the sandbox uses directly and the TOML reader Python 3.10 lacks).
+# What the package needs at run time, and nothing it doesn't (the SDK, the HTTP client, the models
+# and the async layer the server is built on, plus the two servers the sandbox uses directly and
+# the TOML reader Python 3.10 lacks).
 RUNTIME_DEPENDENCIES = {"mcp", "httpx", "pydantic", "anyio", "starlette", "uvicorn", "h11"}
 PY310_ONLY_DEPENDENCIES = {"tomli"}
 # Directories and files at the top of the sdist: the package, its tests and what they read.

@@ -1,4 +1,4 @@
-"""The fault matrix (issue 5, item 1): every sandbox fault against reads, a resource, a wait and
+"""The fault matrix: every sandbox fault against reads, a resource, a wait and
 the write tools, through an MCP client connected to the real server.
 
 The cases, what each expects and the exact observation it must make come from

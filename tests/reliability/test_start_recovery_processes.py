@@ -1,4 +1,4 @@
-"""Start recovery through real processes and sockets (issue 11, findings 3 and 4).
+"""Start recovery through real processes and sockets.
 
 OnePin is the sandbox as its own process on a loopback port, run as users run it: at `--speed 10`
 (its clock gains nine seconds on the host's every second) or on `--manual-clock` (months away

@@ -1,8 +1,8 @@
 """Untrusted text from OnePin (names, descriptions, scripts, error texts) reaches the model clean.
 
-Design §4 and issue 11: text written by platform users may carry terminal escapes, control
-characters, bidirectional overrides or invisible characters (a sentence spelled in Unicode tag
-characters, zero-width characters, variation selectors, Hangul fillers) meant to hide or reorder
+Text written by platform users may carry terminal escapes, control characters, bidirectional
+overrides or invisible characters (a sentence spelled in Unicode tag characters, zero-width
+characters, variation selectors, Hangul fillers) meant to hide or reorder
 what a model reads, or be long enough to flood a context. The sandbox is seeded with such text,
 through the API where it accepts it and in its store where the real API could send more than the
 sandbox lets in (a 50k-character description); then every read tool's result (structured and

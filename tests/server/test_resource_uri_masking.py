@@ -1,4 +1,4 @@
-"""A key pasted into a resource URI is not echoed back (issue 11, finding 5), in both eras.
+"""A key pasted into a resource URI is not echoed back in both eras.
 
 The SDK answers a failed read with the caller's URI in its message ("Unknown resource: <uri>")
 and as `data.uri`; a refused subscription quoted it the same way. The URI is the caller's text,

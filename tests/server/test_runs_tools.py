@@ -624,7 +624,8 @@ async def test_download_url_failures_name_the_tool_that_lists_valid_values(
         await mcp_client.call_tool("get_download_url", {**COMPLETED, "node_id": "gen-1"})
     )
     assert "404" in no_node
-    assert "get_workflow" in no_node
+    # The tool the node_id parameter's own description names: its results list output nodes.
+    assert "Call get_run_results" in no_node
 
     no_clip = error_text(
         await mcp_client.call_tool(

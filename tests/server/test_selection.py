@@ -3,17 +3,26 @@ read-only mode, unknown names, and the behaviour hints every listed tool carries
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from mcp import Client
 from mcp.types import TextContent, Tool
 
+from onepin_mcp.options import (
+    ENV_EXCLUDE_TOOLS,
+    ENV_READ_ONLY,
+    ENV_TOOLS,
+    ENV_TOOLSETS,
+    ServeOptions,
+    parse_command,
+)
 from onepin_mcp.sandbox import Sandbox, seed
 from onepin_mcp.selection import SelectionError
 from onepin_mcp.tools.registry import DEFAULT_TOOLSETS, TOOLSETS
 
-from .conftest import ServerFactory
+from .conftest import ServerFactory, error_text
 
 pytestmark = pytest.mark.anyio
 
@@ -180,3 +189,61 @@ async def test_every_listed_tool_declares_all_four_hints_consistently(
     assert by_name["start_run"].idempotent_hint is False  # type: ignore[union-attr]
     assert by_name["cancel_run"].destructive_hint is True  # type: ignore[union-attr]
     assert by_name["delete_workflow"].destructive_hint is True  # type: ignore[union-attr]
+
+
+async def test_a_tool_whose_toolset_is_off_is_refused_with_its_toolset_and_how_to_turn_it_on(
+    make_server: ServerFactory, mode: str, sandbox: Sandbox
+) -> None:
+    async with Client(make_server(), mode=mode) as client:
+        voices = error_text(await client.call_tool("list_voices", {}))
+        deleted = error_text(
+            await client.call_tool("delete_workflow", {"workflow_id": seed.WORKFLOW_COMPLETES_ID})
+        )
+
+    for text, name, toolset in (
+        (voices, "list_voices", "catalog"),
+        (deleted, "delete_workflow", "workflow_admin"),
+    ):
+        assert "Unknown tool" not in text
+        assert f"{name} is in the {toolset} toolset" in text
+        assert f"--toolsets account,workflows,runs,run_control,{toolset} " in text
+        assert f"{ENV_TOOLSETS}=account,workflows,runs,run_control,{toolset}" in text
+        assert f"--tools {name} (or {ENV_TOOLS}={name})" in text
+    assert len(sandbox.requests) == 0
+
+
+@pytest.mark.parametrize("how", ["--toolsets", "--tools"])
+async def test_the_setting_a_refusal_names_really_turns_the_tool_on(
+    make_server: ServerFactory, mode: str, how: str
+) -> None:
+    async with Client(make_server(toolsets=("account",)), mode=mode) as client:
+        text = error_text(await client.call_tool("get_workflow", {"workflow_id": "x"}))
+    match = re.search(rf"{how} (\S+)", text)
+    assert match is not None, text
+
+    options = parse_command([how, match.group(1)], {})
+    assert isinstance(options, ServeOptions)
+    chosen = options.selection
+    server = make_server(toolsets=chosen.toolsets, tools=chosen.tools)
+    async with Client(server, mode=mode) as client:
+        names = [tool.name for tool in (await client.list_tools()).tools]
+
+    assert "get_workflow" in names
+    assert "get_account" in names  # what was on stays on
+
+
+async def test_an_excluded_tool_is_refused_as_excluded_and_a_hidden_write_as_read_only(
+    make_server: ServerFactory, mode: str, sandbox: Sandbox
+) -> None:
+    server = make_server(exclude_tools=("get_run",), read_only=True)
+    ids = {"workflow_id": seed.WORKFLOW_COMPLETES_ID, "run_id": seed.RUN_COMPLETED_ID}
+    async with Client(server, mode=mode) as client:
+        excluded = error_text(await client.call_tool("get_run", ids))
+        # Off twice over (its toolset too): read-only mode is the reason that would remain.
+        created = error_text(await client.call_tool("create_workflow", {}))
+
+    assert "get_run is excluded" in excluded
+    assert f"--exclude-tools / {ENV_EXCLUDE_TOOLS}" in excluded
+    assert "create_workflow changes OnePin state" in created
+    assert f"--read-only / {ENV_READ_ONLY}" in created
+    assert len(sandbox.requests) == 0

@@ -10,10 +10,9 @@ import pytest
 from pydantic import SecretStr
 
 from onepin_mcp.api.settings import ConfigError, Settings
-from onepin_mcp.doctor import TOOL_SCOPES, TOOLSET_SCOPES, diagnose, mask_key, render
-from onepin_mcp.sandbox import ApiKey, Sandbox, seed
+from onepin_mcp.doctor import diagnose, mask_key, render
+from onepin_mcp.sandbox import ALL_SCOPES, ApiKey, Sandbox, seed
 from onepin_mcp.selection import ToolSelection, all_tools, resolve_selection
-from onepin_mcp.tools.registry import TOOLSETS
 from tests.support.sandbox_process import start_sandbox, stop_sandbox
 from tests.transports.served import REPO, child_env, command
 
@@ -169,10 +168,14 @@ def test_a_masked_key_shows_at_most_its_last_four_characters(key: str, shown: st
     assert mask_key(key) == shown
 
 
-def test_every_toolset_and_scoped_tool_is_known_to_the_scope_table() -> None:
-    # A new toolset must say which scopes it needs, or the doctor would pass keys that fail.
-    assert set(TOOLSETS) <= set(TOOLSET_SCOPES)
-    assert set(TOOL_SCOPES) <= {spec.name for spec in all_tools()}
+def test_every_scope_a_tool_record_declares_is_one_onepin_grants() -> None:
+    # The doctor checks keys against each tool's record; a misspelt scope would flag every key.
+    declared = {scope for spec in all_tools() for scope in spec.scopes}
+    assert declared <= ALL_SCOPES, sorted(declared - ALL_SCOPES)
+    # A tool that changes OnePin state needs more than a read scope.
+    for spec in all_tools():
+        if spec.writes:
+            assert any(not scope.endswith(":read") for scope in spec.scopes), spec.name
 
 
 # --- the command ----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""HTTP hygiene on real server processes and raw loopback sockets (issue 11, finding 5).
+"""HTTP hygiene on real server processes and raw loopback sockets.
 
 * Requests that never finish: headers that stop half-way, a connection that sends nothing, a
   body that stops short. The server's read deadlines are set to 1 s here

@@ -1,4 +1,4 @@
-"""Who may open HTTP sessions, and how many (issue 11, findings 1 and 5), on real sockets.
+"""Who may open HTTP sessions, and how many, on real sockets.
 
 Passthrough keys are checked with OnePin (`GET /auth/whoami`, the sandbox as OnePin in its own
 process) before a session exists: a refused key gets 401 and no session, and the verdict is

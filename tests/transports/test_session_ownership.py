@@ -1,4 +1,4 @@
-"""HTTP sessions belong to the caller that opened them (issue 11, finding 1).
+"""HTTP sessions belong to the caller that opened them.
 
 Real processes on loopback sockets: the sandbox as OnePin, accepting OWNER_KEY and OTHER_KEY
 only, and `onepin-mcp` in passthrough mode over Streamable HTTP and over SSE. An owner opens a

@@ -1,4 +1,4 @@
-"""How sandbox records look on the wire: the JSON bodies of the API's `data` fields.
+"""Sandbox records as the wire shows them: the JSON of the API's `data` fields (not tool views).
 
 Field names and nesting follow the OnePin API reference (0.16.1 models) exactly: a contract test
 parses every answer with the official SDK's models and fails on unknown or missing keys. Values
