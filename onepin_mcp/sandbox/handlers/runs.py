@@ -8,6 +8,9 @@ keeps it apart from the 409s a client may retry after waiting.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from starlette.responses import Response
 
 from onepin_mcp.sandbox import render
@@ -21,6 +24,7 @@ from onepin_mcp.sandbox.engine import (
 from onepin_mcp.sandbox.errors import ApiError, invalid
 from onepin_mcp.sandbox.parsing import matches, run_overrides, status_tokens
 from onepin_mcp.sandbox.requestlog import isoformat
+from onepin_mcp.sandbox.store import Run
 
 from .files import audio_linker, check_downloadable, zip_link
 
@@ -113,18 +117,18 @@ def cancel_run(call: ApiCall) -> Response:
 
 
 def pause_run(call: ApiCall) -> Response:
-    run = call.run(call.workflow())
-    try:
-        call.engine.pause(run, call.now)
-    except RunConflict as conflict:
-        raise ApiError(409, "CONFLICT", str(conflict)) from conflict
-    return call.single(render.run(run, call.now, "out"))
+    return _control(call, call.engine.pause)
 
 
 def resume_run(call: ApiCall) -> Response:
+    return _control(call, call.engine.resume)
+
+
+def _control(call: ApiCall, change: Callable[[Run, datetime], object]) -> Response:
+    """Pause or resume: a state the run can't move from is the API's 409."""
     run = call.run(call.workflow())
     try:
-        call.engine.resume(run, call.now)
+        change(run, call.now)
     except RunConflict as conflict:
         raise ApiError(409, "CONFLICT", str(conflict)) from conflict
     return call.single(render.run(run, call.now, "out"))
