@@ -208,6 +208,8 @@ def _serve(
             settings = load_settings(env, _home(env))
         except ConfigError as exc:
             return _fail(str(exc), env)
+        if settings.base_url_notice:
+            logger.warning("%s", settings.base_url_notice)
         if redactor is not None and settings.api_key is not None:
             # The key may come from the credentials file, which the environment doesn't show.
             redactor.add(settings.api_key.get_secret_value())
@@ -227,7 +229,7 @@ def _serve(
 
     policy = options.policy
     if policy.audit_log is not None:
-        from onepin_mcp.audit import check_writable
+        from onepin_mcp.writes import check_writable
 
         try:
             # Checked before serving: a trail that silently goes nowhere is worse than none.

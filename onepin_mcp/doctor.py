@@ -6,6 +6,12 @@ where the key comes from (shown masked: never more than its last 4 characters), 
 workspace, whether OnePin answers (GET /nodes, no key needed, with latency), whether the key is
 accepted (GET /auth/whoami), whether its scopes cover the enabled tools, and which tools the
 current selection enables. Each failed check is a `Problem` with the fix in words.
+
+Each check names the full URL it requested, so a wrong base URL shows in the report itself. A
+failure is told apart by its cause, because each has a different fix: OnePin down (a 5xx from it
+or its gateway, or no answer in time: try later), no connection at all (network or base URL),
+something that answered but is not the OnePin API (base URL), a key missing (configure one), a
+key refused (401: replace it), a key not allowed (403: scopes or workspace).
 """
 
 from __future__ import annotations
@@ -18,8 +24,14 @@ from typing import Literal
 import httpx
 
 from onepin_mcp import __version__
-from onepin_mcp.api.client import OnePinClient, RetryPolicy
-from onepin_mcp.api.errors import OnePinAPIError, OnePinError, OnePinTransportError, redact
+from onepin_mcp.api.client import API_PREFIX, OnePinClient, RetryPolicy
+from onepin_mcp.api.errors import (
+    OnePinAPIError,
+    OnePinError,
+    OnePinTimeoutError,
+    OnePinTransportError,
+    redact,
+)
 from onepin_mcp.api.settings import (
     ENV_API_KEY,
     ENV_BASE_URL,
@@ -33,6 +45,14 @@ from onepin_mcp.tools import ToolSpec
 
 KeySource = Literal["env", "credentials_file", "sandbox", "none"]
 CheckName = Literal["configuration", "reachability", "key", "workspace", "scopes"]
+# Why OnePin could not be used: each has its own fix (see the module's docstring).
+ReachFailure = Literal["unavailable", "unreachable", "not_onepin"]
+# What OnePin made of the key: missing (none configured), refused (401: invalid, revoked or
+# mistyped), forbidden (403: known, but not allowed to ask), unchecked (OnePin could not be asked).
+KeyState = Literal["accepted", "missing", "refused", "forbidden", "unchecked"]
+
+REACH_PATH = "/nodes"
+WHOAMI_PATH = "/auth/whoami"
 
 _KEY_SOURCE_WORDS: Mapping[KeySource, str] = {
     "env": f"from {ENV_API_KEY}",
@@ -70,6 +90,13 @@ class DoctorReport:
     tools: tuple[str, ...]
     hidden_by_read_only: tuple[str, ...]
     problems: tuple[Problem, ...] = field(default=())
+    # The full URLs the checks requested (masked like the base URL), None when not requested.
+    reach_url: str | None = None
+    whoami_url: str | None = None
+    reach_failure: ReachFailure | None = None
+    key_state: KeyState = "unchecked"
+    # The base URL as configured was corrected (an API path dropped): said, not failed.
+    notices: tuple[str, ...] = ()
 
     @property
     def healthy(self) -> bool:
@@ -151,57 +178,47 @@ async def diagnose(
     scopes: tuple[str, ...] | None = None
     missing: dict[str, tuple[str, ...]] = {}
 
+    reach_url = settings.base_url + API_PREFIX + REACH_PATH
+    whoami_url = settings.base_url + API_PREFIX + WHOAMI_PATH
+    reach_failure: ReachFailure | None = None
+    key_state: KeyState = "missing" if secret is None else "unchecked"
+    whoami_requested = False
+
     # One attempt per check: the report should show the state now, quickly, not retries.
     async with OnePinClient(settings, transport=transport, retry=RetryPolicy.disabled()) as client:
         started = time.perf_counter()
         try:
             await client.list_nodes()
-        except OnePinTransportError as exc:
-            reachable = False
-            problems.append(
-                Problem(
-                    "reachability",
-                    f"OnePin at {settings.base_url} did not answer: {_short(exc)}",
-                    f"Check the network, and the base URL ({_base_url_words(settings)}; "
-                    f"set it with {ENV_BASE_URL}).",
-                )
-            )
         except OnePinError as exc:
-            # Something answered, but not like the OnePin API: most often a wrong base URL.
             reachable = False
-            problems.append(
-                Problem(
-                    "reachability",
-                    f"{settings.base_url} answered GET /api/v1/nodes, but not as the OnePin API "
-                    f"does: {_short(exc)}",
-                    f"Check the base URL ({_base_url_words(settings)}; set it with "
-                    f"{ENV_BASE_URL}): it should be the API's address, such as "
-                    "https://api.onepin.ai.",
-                )
-            )
+            reach_failure = _reach_failure(exc)
+            problems.append(_reach_problem(exc, reach_failure, reach_url, settings))
         else:
             reachable = True
         reach_ms = (time.perf_counter() - started) * 1000
 
         if secret is not None and reachable:
+            whoami_requested = True
             started = time.perf_counter()
             try:
                 whoami = await client.whoami()
             except OnePinAPIError as exc:
                 whoami_ms = (time.perf_counter() - started) * 1000
                 key_valid = False if exc.status in (401, 403) else None
-                problems.append(_key_problem(exc, source))
+                key_state = _KEY_STATE_BY_STATUS.get(exc.status, "unchecked")
+                problems.append(_key_problem(exc, source, whoami_url))
             except OnePinError as exc:
                 problems.append(
                     Problem(
                         "key",
-                        f"Could not check the key: {_short(exc)}",
+                        f"Could not check the key at GET {whoami_url}: {_short(exc)}",
                         "Run the doctor again; if it persists, check the network.",
                     )
                 )
             else:
                 whoami_ms = (time.perf_counter() - started) * 1000
                 key_valid = True
+                key_state = "accepted"
                 user_id, key_workspace = whoami.user_id, whoami.workspace_id
                 scopes = tuple(sorted(whoami.scopes))
                 missing = _missing_scopes(enabled, set(scopes))
@@ -222,8 +239,10 @@ async def diagnose(
             Problem(
                 "workspace",
                 f"{ENV_WORKSPACE_ID} is {settings.workspace_id}, but the key belongs to "
-                f"workspace {key_workspace}; OnePin refuses calls for another workspace",
-                f"Unset {ENV_WORKSPACE_ID}, or use a key created in that workspace.",
+                f"workspace {key_workspace}; OnePin refuses (403) every call that names another "
+                "workspace",
+                f"Unset {ENV_WORKSPACE_ID} (calls then act on the key's own workspace), or set it "
+                f"to {key_workspace}; to work in {settings.workspace_id}, use a key created there.",
             )
         )
 
@@ -246,6 +265,11 @@ async def diagnose(
         tools=tools,
         hidden_by_read_only=hidden,
         problems=tuple(Problem(p.check, mask(p.message), mask(p.fix)) for p in problems),
+        reach_url=mask(reach_url),
+        whoami_url=mask(whoami_url) if whoami_requested else None,
+        reach_failure=reach_failure,
+        key_state=key_state,
+        notices=(mask(settings.base_url_notice),) if settings.base_url_notice else (),
     )
 
 
@@ -258,23 +282,74 @@ def _missing_scopes(enabled: list[ToolSpec], granted: set[str]) -> dict[str, tup
     return {scope: tuple(names) for scope, names in sorted(needed.items())}
 
 
-def _key_problem(exc: OnePinAPIError, source: KeySource) -> Problem:
+_KEY_STATE_BY_STATUS: Mapping[int, KeyState] = {401: "refused", 403: "forbidden"}
+
+# Statuses that mean OnePin (or the gateway in front of it) is there but not serving: an outage
+# to wait out, not a setting to change. A wrong base URL rarely answers 5xx for /api/v1/nodes.
+_OUTAGE_STATUSES = range(500, 600)
+
+
+def _reach_failure(exc: OnePinError) -> ReachFailure:
+    if isinstance(exc, OnePinTimeoutError) and exc.sent:
+        return "unavailable"  # connected, then no answer in time
+    if isinstance(exc, OnePinTransportError):
+        return "unreachable"
+    if isinstance(exc, OnePinAPIError) and exc.status in _OUTAGE_STATUSES:
+        return "unavailable"
+    return "not_onepin"
+
+
+def _reach_problem(
+    exc: OnePinError, failure: ReachFailure, url: str, settings: Settings
+) -> Problem:
+    base_url = (
+        f"the base URL ({_base_url_words(settings)}; set it with {ENV_BASE_URL}): it should be "
+        "the API's address, such as https://api.onepin.ai"
+    )
+    if failure == "unavailable":
+        answer = (
+            f"answered {exc.status} {exc.code}"
+            if isinstance(exc, OnePinAPIError)
+            else "did not answer in time"
+        )
+        return Problem(
+            "reachability",
+            f"OnePin is unavailable: GET {url} {answer}",
+            "This is on OnePin's side, not in this configuration: try again in a few minutes, "
+            "and check OnePin's status announcements if it lasts.",
+        )
+    if failure == "unreachable":
+        return Problem(
+            "reachability",
+            f"Could not reach OnePin at GET {url}: {_short(exc)}",
+            "Check the network (proxy, firewall, VPN), and " + base_url + ". If both are right, "
+            "OnePin may be unavailable: try again in a few minutes.",
+        )
+    # Something answered, but not like the OnePin API: most often a wrong base URL.
+    return Problem(
+        "reachability",
+        f"GET {url} was answered, but not as the OnePin API answers: {_short(exc)}",
+        "Check " + base_url + ".",
+    )
+
+
+def _key_problem(exc: OnePinAPIError, source: KeySource, url: str) -> Problem:
     where = _KEY_SOURCE_WORDS[source]
     if exc.status == 401:
         return Problem(
             "key",
-            f"OnePin refused the key ({where}): 401 {exc.code}",
+            f"OnePin refused the key ({where}) at GET {url}: 401 {exc.code}",
             f"The key is invalid, revoked or mistyped. {KEY_HELP}",
         )
     if exc.status == 403:
         return Problem(
             "key",
-            f"OnePin refused GET /auth/whoami for the key ({where}): 403 {exc.code}",
+            f"OnePin knows the key ({where}) but refused GET {url}: 403 {exc.code}",
             "The key may be restricted; create a new key in the OnePin dashboard.",
         )
     return Problem(
         "key",
-        f"Could not check the key: OnePin answered {exc.status} {exc.code}",
+        f"Could not check the key: GET {url} answered {exc.status} {exc.code}",
         "Run the doctor again; if it persists, OnePin may be having trouble.",
     )
 
@@ -294,6 +369,18 @@ def _short(exc: Exception, limit: int = 200) -> str:
 
 def _ms(value: float | None) -> str:
     return "" if value is None else f" in {value:.0f} ms"
+
+
+_REACH_FAILURE_WORDS: Mapping[ReachFailure, str] = {
+    "unavailable": "OnePin is unavailable, try again later",
+    "unreachable": "no connection",
+    "not_onepin": "answered, but not as the OnePin API",
+}
+_KEY_STATE_WORDS: Mapping[KeyState, str] = {
+    "missing": "missing, none configured",
+    "refused": "refused by OnePin (invalid, revoked or mistyped)",
+    "forbidden": "known to OnePin, but not allowed to ask who it is",
+}
 
 
 def render(report: DoctorReport, secrets: Iterable[str] = ()) -> str:
@@ -321,15 +408,17 @@ def render(report: DoctorReport, secrets: Iterable[str] = ()) -> str:
         lines.append(f"       workspace: {workspace}")
         if report.credentials_path and report.key_source != "sandbox":
             lines.append(f"       credentials file: {report.credentials_path}")
+        lines.extend(f"       note: {notice}" for notice in report.notices)
     else:
         lines.append(f"[{mark('configuration')}] configuration could not be read")
     if report.reachable is None:
         lines.append(f"[{mark('reachability', False)}] reachability: not checked")
     elif report.reachable:
         answered = _ms(report.reach_latency_ms)
-        lines.append(f"[ ok ] reachability: OnePin answered GET /nodes{answered}")
+        lines.append(f"[ ok ] reachability: OnePin answered GET {report.reach_url}{answered}")
     else:
-        lines.append("[FAIL] reachability: OnePin did not answer")
+        what = _REACH_FAILURE_WORDS[report.reach_failure or "unreachable"]
+        lines.append(f"[FAIL] reachability: {what} (GET {report.reach_url})")
     if report.key_valid:
         lines.append(
             f"[{mark('key')}] key accepted{_ms(report.whoami_latency_ms)}: user "
@@ -337,9 +426,12 @@ def render(report: DoctorReport, secrets: Iterable[str] = ()) -> str:
         )
         lines.append(f"[{mark('scopes')}] scopes: {', '.join(report.scopes or ()) or 'none'}")
         if "workspace" in failed:
-            lines.append("[FAIL] workspace: does not match the key's")
+            lines.append("[FAIL] workspace: not the key's (see below)")
+    elif report.key_state in ("missing", "refused", "forbidden"):
+        where = f" (GET {report.whoami_url})" if report.whoami_url else ""
+        lines.append(f"[FAIL] key: {_KEY_STATE_WORDS[report.key_state]}{where}")
     elif "key" in failed:
-        lines.append("[FAIL] key: not accepted")
+        lines.append(f"[FAIL] key: could not be checked (GET {report.whoami_url})")
     else:
         lines.append("[  - ] key: not checked")
     lines.append("")

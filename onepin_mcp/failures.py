@@ -7,6 +7,7 @@ The one place where a client error becomes agent-facing text. Tools wrap the tex
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,12 +22,19 @@ from onepin_mcp.api.errors import (
     OnePinTransportError,
     redact,
 )
+from onepin_mcp.api.settings import ENV_WORKSPACE_ID
 from onepin_mcp.params import AudioId, OutputNodeChoice, RunId, WorkflowId, listed_by
+from onepin_mcp.text import MAX_NAME_CHARS, clean_text
 
 KEY_HELP = (
     "Set ONEPIN_API_KEY to an op_live_ key from https://app.onepin.ai/workspace/~/settings/api "
     "(or run `onepin login`) in the MCP server's configuration, then restart the server."
 )
+
+# How a 403's message names the workspace header rather than a scope or role ("X-Workspace-Id
+# does not match the API key's workspace"); a role's message says "in the workspace", so the
+# bare word is not enough.
+_WORKSPACE_HEADER_WORDS = re.compile(r"x-workspace-id|workspace[ _]id|another workspace", re.I)
 
 # The id arguments the client checks or puts in a path, by the type tools declare them with: the
 # tool that lists valid values (the next step after a 404 or a bad id) is read from that type.
@@ -104,11 +112,7 @@ def _next_step(error: OnePinAPIError, arguments: Mapping[str, Any]) -> str:
     if status == 401:
         return f"The API key was refused. {KEY_HELP}"
     if status == 403:
-        return (
-            "The API key lacks the scope or workspace role for this (see the message); "
-            "get_account shows the key's scopes. Use a key with that scope, or ask a "
-            "workspace admin for the editor role."
-        )
+        return _forbidden(error)
     if status == 404:
         return _not_found(error, arguments)
     if status == 409:
@@ -146,6 +150,29 @@ def _next_step(error: OnePinAPIError, arguments: Mapping[str, Any]) -> str:
             "the request id."
         )
     return "Check the arguments and try again."
+
+
+def _forbidden(error: OnePinAPIError) -> str:
+    scope_or_role = (
+        "The API key lacks the scope or workspace role for this (see the message); "
+        "get_account shows the key's scopes. Use a key with that scope, or ask a "
+        "workspace admin for the editor role."
+    )
+    if error.workspace_id is None:
+        return scope_or_role
+    # A key works only in the workspace it was created in, and OnePin answers 403 to a request
+    # naming any other. The agent can't change the setting, so it is told what to ask for.
+    workspace = (
+        f"This server sends {ENV_WORKSPACE_ID}={error.workspace_id} with every call, and OnePin "
+        "refuses calls for a workspace other than the key's own: if get_account shows another "
+        f"workspace_id, ask the user to unset {ENV_WORKSPACE_ID} (the key's own workspace is "
+        "then used), or set it to that id, in the MCP server's configuration and restart it."
+    )
+    # OnePin's message is the only hint which refusal this is: when it names the workspace
+    # header, the scope advice would send the agent the wrong way.
+    if _WORKSPACE_HEADER_WORDS.search(error.message):
+        return workspace
+    return f"{scope_or_role} {workspace}"
 
 
 def _not_found(error: OnePinAPIError, arguments: Mapping[str, Any]) -> str:
@@ -203,3 +230,11 @@ def _file_failure(error: OnePinFileError) -> str:
 
 def _request_id(request_id: str | None) -> str:
     return f"request id {request_id}" if request_id else "no request id"
+
+
+def onepin_said(error: OnePinAPIError) -> str:
+    """OnePin's own answer, quoted for the agent ahead of a tool's account of what it means:
+    status, code, message (cleaned, cut to a name's length) and request id."""
+    message = clean_text(error.message, MAX_NAME_CHARS).rstrip(". ")
+    request = _request_id(error.request_id)
+    return f"OnePin answered {error.status} {error.code}: {message} ({request})."

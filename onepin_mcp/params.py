@@ -12,7 +12,7 @@ import typing
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,12 @@ WorkflowId = Annotated[
 ]
 RunId = Annotated[
     str, Field(description="run UUID, from list_runs or start_run"), ListedBy("list_runs")
+]
+# The run control tools act on a workflow's one active run when no run is named.
+ActiveRunId = Annotated[
+    str | None,
+    Field(description="run UUID, from list_runs or start_run; omit for the workflow's active run"),
+    ListedBy("list_runs"),
 ]
 AudioId = Annotated[
     str, Field(description="16 hex, from get_run_data cards"), ListedBy("get_run_data")
@@ -52,6 +58,15 @@ ClipChoice = Annotated[
 # Paging: every paged result carries `next_offset`, the offset of the next page.
 Offset = Annotated[int, Field(ge=0, description="rows to skip (next_offset of a page)")]
 Limit = Annotated[int, Field(ge=1, le=100, description="rows per page")]
+
+# A time range over runs' creation times, bounds included. Aware datetimes only: a time without
+# an offset is refused (with a message naming the parameter) rather than guessed to be UTC.
+FromTime = Annotated[
+    AwareDatetime | None, Field(description="runs created at or after, ISO 8601 with offset")
+]
+ToTime = Annotated[
+    AwareDatetime | None, Field(description="runs created at or before, ISO 8601 with offset")
+]
 
 
 def listed_by(annotation: Any) -> str | None:

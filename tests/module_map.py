@@ -114,11 +114,27 @@ SERVER_STACK: dict[int, dict[str, str]] = {
         "watch.py": (
             "following a run: adaptive polling of the cheap status endpoint, for waits and watchers"
         ),
-        "audit.py": (
+        "run_history.py": (
+            "a workflow's runs in a time range and their credits: a bounded newest-first scan of "
+            "the list endpoint, which has no time filter"
+        ),
+        "writes/__init__.py": (
+            "the write path in one place: policy, confirmation, audit, the at-most-once start"
+        ),
+        "writes/guard.py": (
+            "confirmed_write: the block a write tool body runs in (recorded, then confirmed)"
+        ),
+        "writes/start.py": (
+            "starting a run: the budget check before it, and the start sent at most once"
+        ),
+        "writes/confirmation.py": (
+            "asking the user before a write: one resolver factory, the form, the answer checked"
+        ),
+        "writes/audit.py": (
             "the audit trail of writes: one record per write tool call, whatever its outcome"
         ),
-        "confirm.py": (
-            "asking the user before a write: the mechanics every confirming write tool shares"
+        "writes/policy.py": (
+            "which tool a call is for, and whether the write policy asks before it"
         ),
         "views/__init__.py": (
             "what tools return: small views trimmed for deciding, with the ids for the next step; "
@@ -135,6 +151,10 @@ SERVER_STACK: dict[int, dict[str, str]] = {
         ),
         "views/run_control.py": (
             "views of the run_control toolset: a run after start, cancel, pause or resume"
+        ),
+        "views/next_steps.py": (
+            "what to do next about a run, in one voice: advice for every state, and the words "
+            "for every refusal to change one (409s, runs in the wrong state)"
         ),
         "views/workflow_admin.py": (
             "views of the workflow_admin toolset: a saved workflow, a validation report, a "

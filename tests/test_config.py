@@ -109,6 +109,62 @@ def test_a_trailing_slash_and_an_upper_case_scheme_are_normalised() -> None:
 
 
 @pytest.mark.parametrize(
+    ("given", "served", "dropped"),
+    [
+        ("https://api.onepin.ai/api/v1", "https://api.onepin.ai", "/api/v1"),
+        ("https://api.onepin.ai/api/v1/", "https://api.onepin.ai", "/api/v1"),
+        ("https://api.onepin.ai/api", "https://api.onepin.ai", "/api"),
+        ("https://api.onepin.ai/api//", "https://api.onepin.ai", "/api"),
+        ("HTTPS://api.onepin.ai/API/V1", "https://api.onepin.ai", "/api/v1"),
+        ("http://gateway.local:8080/onepin/api/v1/", "http://gateway.local:8080/onepin", "/api/v1"),
+    ],
+)
+def test_a_base_url_ending_in_the_api_path_is_used_without_it_and_a_notice_says_so(
+    given: str, served: str, dropped: str
+) -> None:
+    settings = load_settings({"ONEPIN_BASE_URL": given}, None)
+    assert settings.base_url == served
+    notice = settings.base_url_notice
+    assert notice is not None
+    assert notice.startswith(f"ONEPIN_BASE_URL ends in {dropped},")
+    assert f"using {served}." in notice
+    assert "\n" not in notice
+
+
+def test_an_api_path_in_the_credentials_files_base_url_is_dropped_and_the_notice_names_the_file(
+    tmp_path: Path,
+) -> None:
+    path = write_credentials(
+        tmp_path, '[default]\nbase_url = "https://dev-api.onepin.ai/api/v1/"\n'
+    )
+    settings = load_settings({}, tmp_path)
+    assert settings.base_url == "https://dev-api.onepin.ai"
+    assert settings.base_url_notice is not None
+    assert f"base_url in {path} ends in /api/v1" in settings.base_url_notice
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.onepin.ai",
+        "https://gateway.local/myapi",
+        "https://gateway.local/api/v2",
+        "https://gateway.local/api/v1/extra",
+        "https://gateway.local/rapi",
+    ],
+)
+def test_a_base_url_not_ending_in_the_api_path_is_kept_as_it_is_without_a_notice(url: str) -> None:
+    settings = load_settings({"ONEPIN_BASE_URL": url}, None)
+    assert settings.base_url == url
+    assert settings.base_url_notice is None
+
+
+def test_settings_built_directly_drop_the_api_path_too() -> None:
+    # The sandbox and tests build Settings themselves: one rule for every way in.
+    assert Settings(base_url="http://127.0.0.1:8787/api/v1/").base_url == "http://127.0.0.1:8787"
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "ftp://api.onepin.ai",

@@ -850,6 +850,7 @@ class OnePinClient:
                 path,
                 secrets=(self._secret,),
             )
+            error.workspace_id = headers.get("X-Workspace-Id")
             logger.debug(
                 "%s %s -> %d %s in %.0f ms (attempt %d, request id %s)",
                 method,

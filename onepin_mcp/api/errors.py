@@ -109,6 +109,10 @@ class FieldError:
 class OnePinAPIError(OnePinError):
     """OnePin answered with a non-2xx status."""
 
+    #: The `X-Workspace-Id` the request carried (set by the client), None when it sent none: a
+    #: 403 to a request that names a workspace may be OnePin refusing that workspace for the key.
+    workspace_id: str | None = None
+
     def __init__(
         self,
         *,

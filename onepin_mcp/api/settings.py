@@ -3,14 +3,15 @@
 The key and base URL follow the official OnePin CLI (so `onepin login` configures this server
 too): the key comes from `ONEPIN_API_KEY`, else `~/.onepin/credentials` `[default] api_key`; the
 base URL is resolved on its own, `ONEPIN_BASE_URL` → the file's `[default] base_url` → the
-production URL, so pointing at another deployment never depends on where the key came from.
+production URL (`https://api.onepin.ai`), so pointing at another deployment never depends on
+where the key came from.
 
 Environment variables read here:
 
 | variable | meaning | default |
 |---|---|---|
 | `ONEPIN_API_KEY` | API key (`op_live_…`); empty is ignored | credentials file |
-| `ONEPIN_BASE_URL` | API base URL, http or https | file, then `https://api.onepin.ai` |
+| `ONEPIN_BASE_URL` | API base URL, http(s); a final `/api/v1` or `/api` is dropped | file, prod |
 | `ONEPIN_WORKSPACE_ID` | sent as `X-Workspace-Id` (must be a UUID) | not sent |
 | `ONEPIN_MCP_CONNECT_TIMEOUT_S` | seconds to establish a connection | 10 |
 | `ONEPIN_MCP_READ_TIMEOUT_S` | seconds between bytes of a response | 30 |
@@ -54,6 +55,12 @@ ENV_REQUEST_TIMEOUT = "ONEPIN_MCP_REQUEST_TIMEOUT_S"
 
 CREDENTIALS_PROFILE = "default"
 
+# Every endpoint lives under /api/v1, which the client adds to the base URL itself. A base URL
+# copied with that path (from the API reference, or from a request URL) would send every call to
+# /api/v1/api/v1/…, where OnePin answers 404 to everything, so the path is dropped. Only at the
+# end: a gateway's own prefix (https://gateway.example/onepin) is kept.
+API_PATH_SUFFIXES = ("/api/v1", "/api")
+
 _UUID_PATTERN = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
@@ -91,7 +98,8 @@ class InvalidTimeoutError(ConfigError):
 
 
 def normalize_base_url(value: str, *, origin: str = "base URL") -> str:
-    """Return `value` as `scheme://host[:port][/path]` without a trailing slash.
+    """Return `value` as `scheme://host[:port][/path]` without a trailing slash, and without
+    the API's own path (`/api/v1` or `/api`) at its end: the client adds that to every request.
 
     Only http and https are accepted, like the official CLI. Credentials, queries and fragments
     are refused: they would be copied into every request URL and into logs.
@@ -118,7 +126,31 @@ def normalize_base_url(value: str, *, origin: str = "base URL") -> str:
         raise InvalidBaseURLError(
             f"{origin} has an invalid port: {_shorten(candidate)!r}"
         ) from None
-    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+    path = parts.path.rstrip("/")
+    suffix = api_path_suffix(path)
+    if suffix is not None:
+        path = path[: -len(suffix)]
+    return urlunsplit((scheme, parts.netloc, path, "", ""))
+
+
+def api_path_suffix(url_or_path: str) -> str | None:
+    """The API path (`/api/v1` or `/api`) a base URL ends in, trailing slashes aside; else None.
+
+    Compared without regard to case: no deployment serves the API under /API/V1, so such a path
+    can only be the API path typed in capitals."""
+    tail = url_or_path.rstrip("/").lower()
+    return next((suffix for suffix in API_PATH_SUFFIXES if tail.endswith(suffix)), None)
+
+
+def _dropped_api_path_notice(given: str, normalized: str, origin: str) -> str | None:
+    """One line saying the API path was dropped from a configured base URL; None if it wasn't."""
+    suffix = api_path_suffix(urlsplit(given.strip()).path)
+    if suffix is None:
+        return None
+    return (
+        f"{origin} ends in {suffix}, which onepin-mcp adds to every request itself; using "
+        f"{normalized}. Set it to {normalized} to silence this notice."
+    )
 
 
 def normalize_workspace_id(value: str) -> str:
@@ -147,6 +179,9 @@ class Settings(BaseModel):
     max_clip_bytes: int = Field(default=DEFAULT_MAX_CLIP_BYTES, gt=0)
     # Where the key would be read from; lets a doctor command say which file it looked at.
     credentials_path: Path | None = None
+    # Said once at startup (and by the doctor) when the configured base URL was corrected:
+    # serving a URL other than the one configured must not happen silently.
+    base_url_notice: str | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -188,14 +223,16 @@ def load_settings(env: Mapping[str, str], home: Path | None) -> Settings:
 
     base_url = DEFAULT_BASE_URL
     base_url_source: BaseURLSource = "default"
+    base_url_notice: str | None = None
     env_base_url = env.get(ENV_BASE_URL, "").strip()
     file_base_url = profile.get("base_url", "").strip()
-    if env_base_url:
-        base_url = normalize_base_url(env_base_url, origin=ENV_BASE_URL)
-        base_url_source = "env"
-    elif file_base_url:
-        base_url = normalize_base_url(file_base_url, origin=f"base_url in {path}")
-        base_url_source = "credentials_file"
+    given, origin = (
+        (env_base_url, ENV_BASE_URL) if env_base_url else (file_base_url, f"base_url in {path}")
+    )
+    if given:
+        base_url = normalize_base_url(given, origin=origin)
+        base_url_source = "env" if env_base_url else "credentials_file"
+        base_url_notice = _dropped_api_path_notice(given, base_url, origin)
 
     workspace_raw = env.get(ENV_WORKSPACE_ID, "").strip()
     workspace_id = normalize_workspace_id(workspace_raw) if workspace_raw else None
@@ -210,6 +247,7 @@ def load_settings(env: Mapping[str, str], home: Path | None) -> Settings:
         read_timeout_s=_timeout(env, ENV_READ_TIMEOUT, DEFAULT_READ_TIMEOUT_S),
         request_timeout_s=_timeout(env, ENV_REQUEST_TIMEOUT, DEFAULT_REQUEST_TIMEOUT_S),
         credentials_path=path,
+        base_url_notice=base_url_notice,
     )
 
 

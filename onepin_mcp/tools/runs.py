@@ -5,25 +5,29 @@ from __future__ import annotations
 import base64
 import math
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import AudioContent, CallToolResult, ContentBlock, TextContent
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from onepin_mcp.api.models import RunSortField, RunState, RunStatus, SortOrder
 from onepin_mcp.clips import MAX_LOOKUP_LINES, ClipUnavailable, fetch_clip, find_card
 from onepin_mcp.params import (
     AudioId,
     ClipChoice,
+    FromTime,
     Limit,
     NodeFilter,
     Offset,
     OutputNodeChoice,
     RunId,
+    ToTime,
     WorkflowId,
 )
+from onepin_mcp.run_history import RunsInRange, runs_in_range
 from onepin_mcp.state import AppState
 from onepin_mcp.tools import ToolSpec, onepin, read_tool
 from onepin_mcp.views.runs import (
@@ -58,11 +62,33 @@ async def list_runs(
     search: Annotated[
         str | None, Field(description="name or email of who started the run", max_length=100)
     ] = None,
+    from_time: FromTime = None,
+    to_time: ToTime = None,
     offset: Offset = 0,
     limit: Limit = 20,
 ) -> RunList:
     """A workflow's runs, newest first: status, progress, credits, who started them.
-    Filter by status to find the active run (pending, running, paused)."""
+    Filter by status to find the active run (pending, running, paused), or by creation time
+    with from_time/to_time."""
+    if from_time is not None or to_time is not None:
+        _check_range(from_time, to_time)
+        if sort not in (None, "created_at"):
+            raise ToolError(
+                f"from_time/to_time select runs by creation time, so they list by created_at "
+                f"only: leave sort out (not {sort}), or drop the range."
+            )
+        # OnePin's list has no time filter: the range is read newest first and paged here.
+        found = await runs_in_range(
+            onepin(ctx),
+            workflow_id,
+            from_time=from_time,
+            to_time=to_time,
+            status=status,
+            search=search,
+        )
+        return RunList.of_range(
+            workflow_id, found, offset=offset, limit=limit, oldest_first=order == "asc"
+        )
     page = await onepin(ctx).list_runs(
         workflow_id,
         status=status,
@@ -245,27 +271,32 @@ async def get_run_data(
     return RunDataView.of(data)
 
 
-async def get_runs_summary(
-    ctx: Context[AppState, Any],
-    workflow_id: WorkflowId,
-    from_time: Annotated[
-        AwareDatetime | None,
-        Field(description="runs created at or after, ISO 8601 with offset"),
-    ] = None,
-    to_time: Annotated[
-        AwareDatetime | None,
-        Field(description="runs created at or before, ISO 8601 with offset"),
-    ] = None,
-) -> RunsSummaryView:
-    """How a workflow's runs went: counts per status, pass rate, average duration, delivered
-    audio; over all runs or a time range."""
+def _check_range(from_time: datetime | None, to_time: datetime | None) -> None:
+    """Refuse a reversed range before any request, in the words both range tools share."""
     if from_time is not None and to_time is not None and from_time > to_time:
         raise ToolError(
             f"from_time ({from_time.isoformat()}) is after to_time ({to_time.isoformat()}): "
             "swap them, or leave one out."
         )
-    summary = await onepin(ctx).get_runs_summary(workflow_id, from_=from_time, to=to_time)
-    return RunsSummaryView.of(workflow_id, summary, from_time, to_time)
+
+
+async def get_runs_summary(
+    ctx: Context[AppState, Any],
+    workflow_id: WorkflowId,
+    from_time: FromTime = None,
+    to_time: ToTime = None,
+) -> RunsSummaryView:
+    """How a workflow's runs went: counts per status, pass rate, average duration, delivered
+    audio, credits used; over all runs or a time range."""
+    _check_range(from_time, to_time)
+    client = onepin(ctx)
+    summary = await client.get_runs_summary(workflow_id, from_=from_time, to=to_time)
+    # The summary has no credits: they are summed over the runs of the range, read from the list
+    # (not at all when the summary found none).
+    charged = RunsInRange([], complete=True, read=0, oldest_read=None)
+    if summary.total_runs:
+        charged = await runs_in_range(client, workflow_id, from_time=from_time, to_time=to_time)
+    return RunsSummaryView.of(workflow_id, summary, from_time, to_time, charged)
 
 
 async def get_download_url(

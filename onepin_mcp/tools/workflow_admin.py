@@ -5,21 +5,18 @@ Create and duplicate make a new workflow on every call, so, like every write, th
 retried. Validation changes nothing (it is a POST only because a definition is large), so it is
 a read tool and stays available in read-only mode.
 
-Every write here is recorded by `onepin_mcp.audit` and confirmed first as `WritePolicy.confirm`
-says (`onepin_mcp.confirm`): delete under the default policy, every write under `writes`.
+Every write here runs in the write guard (`onepin_mcp.writes`): recorded, and confirmed first
+as `WritePolicy.confirm` says: delete under the default policy, every write under `writes`.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Final
 
-from mcp.server.mcpserver import Context, Elicit, Resolve
+from mcp.server.mcpserver import Context, Resolve
 from pydantic import Field
 
-from onepin_mcp.api.client import UNSET, OnePinClient, Unset
-from onepin_mcp.api.errors import OnePinAPIError, OnePinError
-from onepin_mcp.audit import WriteRefused, audited
-from onepin_mcp.confirm import NOT_ASKED, Confirmation, Outcome, ask, policy_asks, quoted, require
+from onepin_mcp.api.client import UNSET, Unset
 from onepin_mcp.params import Limit, Offset, WorkflowId
 from onepin_mcp.state import AppState
 from onepin_mcp.tools import ToolSpec, onepin, read_tool, write_tool
@@ -29,6 +26,7 @@ from onepin_mcp.views.workflow_admin import (
     UploadList,
     ValidationView,
 )
+from onepin_mcp.writes import Outcome, asks, confirmed_write, quoted, workflow_label
 
 MAX_NAME_CHARS: Final = 200
 MAX_DESCRIPTION_CHARS: Final = 5000
@@ -45,65 +43,23 @@ Definition = Annotated[dict[str, Any], Field(description=DEFINITION_HELP)]
 OptionalDefinition = Annotated[dict[str, Any] | None, Field(description=DEFINITION_HELP)]
 
 
-# --- asking first (onepin_mcp.confirm) ---------------------------------------------------------
+# --- asking first: the questions, each about the workflow it names ------------------------------
 
 
-async def _workflow_name(client: OnePinClient, workflow_id: str) -> str | None:
-    """The workflow's name, quoted, for a question; None when it doesn't exist (the body then
-    explains the 404). Unreadable, the id stands in: the question is still asked."""
-    try:
-        return quoted((await client.get_workflow(workflow_id)).name)
-    except OnePinAPIError as error:
-        return None if error.status == 404 else workflow_id
-    except OnePinError:
-        return workflow_id
+async def _new_workflow(ctx: Context[AppState, Any], name: str | None = None) -> str:
+    return f"a workflow named {quoted(name)}" if name else "a workflow"
 
 
-async def _confirm_create(
-    ctx: Context[AppState, Any], name: str | None = None
-) -> Confirmation | Elicit[Confirmation]:
-    what = f"a workflow named {quoted(name)}" if name else "a workflow"
-    return ask(ctx, "create_workflow", f"Create {what} in this workspace?")
-
-
-async def _confirm_update(
-    workflow_id: str, ctx: Context[AppState, Any]
-) -> Confirmation | Elicit[Confirmation]:
-    if not policy_asks(ctx, "update_workflow"):
-        return NOT_ASKED
-    name = await _workflow_name(onepin(ctx), workflow_id)
-    if name is None:
-        return NOT_ASKED
-    return ask(
-        ctx, "update_workflow", f"Change workflow {name}? The new values replace the old ones."
-    )
-
-
-async def _confirm_duplicate(
-    workflow_id: str, ctx: Context[AppState, Any]
-) -> Confirmation | Elicit[Confirmation]:
-    if not policy_asks(ctx, "duplicate_workflow"):
-        return NOT_ASKED
-    name = await _workflow_name(onepin(ctx), workflow_id)
-    if name is None:
-        return NOT_ASKED
-    return ask(ctx, "duplicate_workflow", f"Make a copy of workflow {name}?")
-
-
-async def _confirm_delete(
-    workflow_id: str, ctx: Context[AppState, Any]
-) -> Confirmation | Elicit[Confirmation]:
-    if not policy_asks(ctx, "delete_workflow"):
-        return NOT_ASKED
-    name = await _workflow_name(onepin(ctx), workflow_id)
-    if name is None:
-        return NOT_ASKED
-    return ask(
-        ctx,
-        "delete_workflow",
-        f"Delete workflow {name}? It and its runs can no longer be read or run; this cannot be "
-        "undone.",
-    )
+_ASK_CREATE = asks("Create {} in this workspace?", _new_workflow)
+_ASK_UPDATE = asks("Change workflow {}? The new values replace the old ones.", workflow_label)
+_ASK_DUPLICATE = asks("Make a copy of workflow {}?", workflow_label)
+_ASK_DELETE = asks(
+    "Delete workflow {}? It and its runs can no longer be read or run; this cannot be undone.",
+    workflow_label,
+)
+_NOTHING_TO_CHANGE: Final = (
+    "Give at least one of name, description or definition to change; nothing was sent to OnePin."
+)
 
 
 # --- the tools ---------------------------------------------------------------------------------
@@ -111,7 +67,7 @@ async def _confirm_delete(
 
 async def create_workflow(
     ctx: Context[AppState, Any],
-    confirmation: Annotated[Outcome, Resolve(_confirm_create)],
+    confirmation: Annotated[Outcome, Resolve(_ASK_CREATE)],
     name: Annotated[
         str | None,
         Field(description="Omit for a placeholder name.", min_length=1, max_length=MAX_NAME_CHARS),
@@ -123,12 +79,11 @@ async def create_workflow(
 ) -> SavedWorkflow:
     """Create a workflow, with an empty graph unless a definition is given (checked for
     structure; validate_workflow checks it can run). Each call creates a new workflow."""
-    async with audited(ctx, "create_workflow") as entry:
-        entry.confirmed = require(confirmation, action="create a workflow")
+    async with confirmed_write(ctx, confirmation, action="create a workflow") as record:
         workflow = await onepin(ctx).create_workflow(
             name=name, description=description, definition=definition
         )
-        entry.workflow_id = workflow.id
+        record.workflow_id = workflow.id
     if workflow.definition.graph and workflow.definition.graph.nodes:
         advice = "validate_workflow checks it can run; preview_run prices a run."
     else:
@@ -139,7 +94,7 @@ async def create_workflow(
 async def update_workflow(
     workflow_id: WorkflowId,
     ctx: Context[AppState, Any],
-    confirmation: Annotated[Outcome, Resolve(_confirm_update)],
+    confirmation: Annotated[Outcome, Resolve(_ASK_UPDATE)],
     name: Annotated[
         str | None, Field(description="New name.", min_length=1, max_length=MAX_NAME_CHARS)
     ] = None,
@@ -151,13 +106,14 @@ async def update_workflow(
 ) -> SavedWorkflow:
     """Change a workflow's name, description or definition; give at least one. A definition
     replaces the whole graph; runs already started keep the graph they started with."""
-    async with audited(ctx, "update_workflow", workflow_id=workflow_id) as entry:
-        if name is None and description is None and definition is None:
-            raise WriteRefused(
-                "Give at least one of name, description or definition to change; nothing was "
-                "sent to OnePin."
-            )
-        entry.confirmed = require(confirmation, action=f"change workflow {workflow_id}")
+    nothing = name is None and description is None and definition is None
+    async with confirmed_write(
+        ctx,
+        confirmation,
+        action=f"change workflow {workflow_id}",
+        workflow_id=workflow_id,
+        refusal=_NOTHING_TO_CHANGE if nothing else None,
+    ):
         new_description: str | Unset | None = UNSET
         if description is not None:
             new_description = description or None  # the API clears it with null
@@ -175,12 +131,13 @@ async def update_workflow(
 async def duplicate_workflow(
     workflow_id: WorkflowId,
     ctx: Context[AppState, Any],
-    confirmation: Annotated[Outcome, Resolve(_confirm_duplicate)],
+    confirmation: Annotated[Outcome, Resolve(_ASK_DUPLICATE)],
 ) -> SavedWorkflow:
     """Copy a workflow, graph included, as "<name> (Copy)": a safe base for changes that must
     not touch the original. Each call makes another copy."""
-    async with audited(ctx, "duplicate_workflow", workflow_id=workflow_id) as entry:
-        entry.confirmed = require(confirmation, action=f"copy workflow {workflow_id}")
+    async with confirmed_write(
+        ctx, confirmation, action=f"copy workflow {workflow_id}", workflow_id=workflow_id
+    ):
         copy = await onepin(ctx).duplicate_workflow(workflow_id)
     return SavedWorkflow.of(
         copy, f"The copy is workflow {copy.id}; update_workflow changes it, not the original."
@@ -196,12 +153,13 @@ async def validate_workflow(definition: Definition, ctx: Context[AppState, Any])
 async def delete_workflow(
     workflow_id: WorkflowId,
     ctx: Context[AppState, Any],
-    confirmation: Annotated[Outcome, Resolve(_confirm_delete)],
+    confirmation: Annotated[Outcome, Resolve(_ASK_DELETE)],
 ) -> DeletedWorkflow:
     """Delete a workflow: it and its runs can no longer be read or run. These tools cannot
     undo it; duplicate_workflow first to keep a copy."""
-    async with audited(ctx, "delete_workflow", workflow_id=workflow_id) as entry:
-        entry.confirmed = require(confirmation, action=f"delete workflow {workflow_id}")
+    async with confirmed_write(
+        ctx, confirmation, action=f"delete workflow {workflow_id}", workflow_id=workflow_id
+    ):
         await onepin(ctx).delete_workflow(workflow_id)
     return DeletedWorkflow(id=workflow_id.lower(), deleted=True)
 

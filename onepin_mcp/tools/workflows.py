@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
+import anyio
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from onepin_mcp.api.models import SortOrder, WorkflowSortField
+from onepin_mcp.api.client import OnePinClient
+from onepin_mcp.api.errors import OnePinError
+from onepin_mcp.api.models import RunListItem, SortOrder, WorkflowListItem, WorkflowSortField
 from onepin_mcp.params import Limit, Offset, WorkflowId
 from onepin_mcp.state import AppState
 from onepin_mcp.tools import ToolSpec, onepin, read_tool
@@ -16,6 +20,10 @@ from onepin_mcp.views.workflows import WorkflowList, WorkflowView
 # "paused" is accepted by the API but always matches nothing (a paused latest run counts as
 # "running"), so it is not offered.
 WorkflowState = Literal["draft", "running", "completed", "failed"]
+
+# A listing's rows carry their latest run's id, which OnePin's rows lack: one lookup per row with
+# runs, this many at a time, so a page of 100 rows is a short burst rather than a flood.
+MAX_CONCURRENT_LOOKUPS = 5
 
 
 async def list_workflows(
@@ -27,8 +35,8 @@ async def list_workflows(
     status: Annotated[
         WorkflowState | None,
         Field(
-            description="by latest run: draft (never run), running (running or paused), "
-            "completed, failed"
+            description="by latest run: draft (never run), running (pending, running or "
+            "paused), completed, failed"
         ),
     ] = None,
     sort: Annotated[
@@ -42,8 +50,10 @@ async def list_workflows(
     limit: Limit = 20,
 ) -> WorkflowList:
     """Find workflows by name or description, filter by latest-run status, sort and page.
-    Rows are compact (ids, run counts, last run); call get_workflow for one workflow's nodes."""
-    page = await onepin(ctx).list_workflows(
+    Rows are compact: ids, run counts, and the latest run's id, number and status (a workflow
+    has at most one active run, always its latest). get_workflow gives one workflow's nodes."""
+    client = onepin(ctx)
+    page = await client.list_workflows(
         search=search,
         status=status,
         sort=[sort] if sort else None,
@@ -52,7 +62,43 @@ async def list_workflows(
         offset=offset,
         limit=limit,
     )
-    return WorkflowList.of(page)
+    latest, failed = await latest_runs(client, page.items)
+    return WorkflowList.of(page, latest, lookups_failed=failed)
+
+
+async def latest_run(client: OnePinClient, workflow_id: str) -> RunListItem | None:
+    """A workflow's newest run (its active run, if it has one), or None without runs."""
+    newest = await client.list_runs(workflow_id, sort="created_at", order="desc", limit=1)
+    return newest.items[0] if newest.items else None
+
+
+async def latest_runs(
+    client: OnePinClient, items: Sequence[WorkflowListItem]
+) -> tuple[dict[str, RunListItem], int]:
+    """The latest run of each listed workflow that has run, by workflow id, looked up
+    concurrently; and how many lookups failed."""
+    found: dict[str, RunListItem] = {}
+    failed = 0
+    limiter = anyio.CapacityLimiter(MAX_CONCURRENT_LOOKUPS)
+
+    async def look_up(workflow_id: str) -> None:
+        nonlocal failed
+        async with limiter:
+            try:
+                run = await latest_run(client, workflow_id)
+            except OnePinError:
+                # The exception to "tools don't catch OnePinError": the listing itself succeeded,
+                # and a row without its run's id is worth more than no listing at all.
+                failed += 1
+                return
+        if run is not None:
+            found[workflow_id] = run
+
+    async with anyio.create_task_group() as group:
+        for item in items:
+            if item.runs_count or item.last_run_status is not None:
+                group.start_soon(look_up, item.id)
+    return found, failed
 
 
 async def get_workflow(
@@ -78,8 +124,7 @@ async def get_workflow(
     if workflow.runs_count:
         # The workflow record has the last run's status but not its id, which is what an
         # agent needs next; the newest run is one cheap call away.
-        latest = await client.list_runs(workflow_id, sort="created_at", order="desc", limit=1)
-        last_run = latest.items[0] if latest.items else None
+        last_run = await latest_run(client, workflow_id)
     return WorkflowView.of_summary(workflow, last_run)
 
 

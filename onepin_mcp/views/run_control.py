@@ -1,5 +1,5 @@
 """Views of the `run_control` toolset: a run after start, cancel, pause or resume, with the
-next step for the state it is in."""
+next step for the state it is in (worded by `views.next_steps`, as every run's is)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pydantic import Field
 
 from onepin_mcp.api.models import Estimate, RunState, RunStatus
 from onepin_mcp.views import View
+from onepin_mcp.views.next_steps import is_pausing, next_step, unchanged
 
 
 class RunControlView(View):
@@ -55,8 +56,12 @@ class RunControlView(View):
         note: str = "",
     ) -> RunControlView:
         """`note` goes before the next step: what the agent must know first (a recovered start,
-        a wait that ended early)."""
+        a wait that ended early). The next step itself is the one get_run_status gives for the
+        same state."""
         pausing = is_pausing(run)
+        before = [note] if note else []
+        if not changed:
+            before.append(unchanged(run))
         return cls(
             id=run.id,
             workflow_id=run.workflow_id,
@@ -70,42 +75,5 @@ class RunControlView(View):
             done=done,
             expected_credits=estimate.expected_credits if estimate else None,
             max_credits=estimate.max_credits if estimate else None,
-            next=(note + " " if note else "") + next_step(run, changed=changed),
+            next=" ".join([*before, next_step(run)]),
         )
-
-
-def is_pausing(run: RunState) -> bool:
-    """Pausing is not a status: the run stays running while the steps under way finish."""
-    return run.status == "running" and run.pause_requested_at is not None
-
-
-def next_step(run: RunState, *, changed: bool = True) -> str:
-    """What an agent should do about a run in this state, naming the tool and its ids."""
-    ids = f"workflow_id={run.workflow_id}, run_id={run.id}"
-    already = "" if changed else f"Nothing changed: the run was already {run.status}. "
-    if is_pausing(run):
-        return (
-            f"{already}Pausing: the steps under way finish first. Call get_run_status ({ids}) "
-            "until status is paused; resume_run continues it, cancel_run ends it."
-        )
-    if run.status in ("pending", "running"):
-        return (
-            f"{already}Call wait_for_run ({ids}) to follow it to the end; get_run_status is a "
-            "single check."
-        )
-    if run.status == "paused":
-        return (
-            f"{already}Paused: resume_run ({ids}) continues from the last finished step; "
-            "cancel_run ends it."
-        )
-    if run.status == "completed":
-        return (
-            f"{already}Finished: get_run_results ({ids}) shows the outcome; get_download_url "
-            "gives the audio."
-        )
-    if run.status == "failed":
-        return (
-            f"{already}Failed: get_run_steps ({ids}, failed_only=true) shows why; start_run "
-            "starts a new run."
-        )
-    return f"{already}Cancelled for good (it cannot be resumed); start_run starts a new run."

@@ -40,8 +40,10 @@ from onepin_mcp.api.models import (
     SinkOutput,
     ValidatorSummary,
 )
+from onepin_mcp.run_history import RunsInRange
 from onepin_mcp.text import trim_json
 from onepin_mcp.views import CleanName, CleanText, View, clean_text
+from onepin_mcp.views.next_steps import after_wait, next_step
 
 # Caps on how much of a long result an agent sees at once; the tools say how to see the rest.
 MAX_STEPS = 100
@@ -57,56 +59,7 @@ def seconds(ms: int | float | None) -> float | None:
 
 # --- state and what to do next --------------------------------------------------------------------
 
-_PAUSE_HELP = {
-    "user": "Someone paused it: call resume_run to continue, or cancel_run to stop it.",
-    "provider_outage": (
-        "OnePin paused it because a provider is down (see pause_error): call resume_run once "
-        "the provider has recovered, or cancel_run."
-    ),
-    "provider_rate_limited": (
-        "OnePin paused it because a provider rate-limited it: call resume_run in a few "
-        "minutes, or cancel_run."
-    ),
-    "provider_billing": (
-        "OnePin paused it because a provider refused for billing reasons (see pause_error): "
-        "the workspace owner must fix that before resume_run will get further."
-    ),
-    "node_timeout": (
-        "OnePin paused it because a node timed out: get_run_steps shows which; call "
-        "resume_run to retry from there, or cancel_run."
-    ),
-}
-_PAUSE_HELP_DEFAULT = "Call resume_run to continue or cancel_run to stop it (pause_error says why)."
-
-
-def pause_help(state: RunState) -> str:
-    return _PAUSE_HELP.get(state.pause_reason or "", _PAUSE_HELP_DEFAULT)
-
-
-def next_step(state: RunState) -> str:
-    """What to call next, decided by the run's status alone (never by API-provided text)."""
-    status = state.status
-    if status == "completed":
-        if state.has_export is False:
-            return "Completed without downloadable audio: get_run_results view=outputs shows why."
-        return (
-            "Completed: get_run_results for quality, get_run_data for lines, get_download_url "
-            "for the audio ZIP."
-        )
-    if status == "failed":
-        return (
-            "Failed (see error): call get_run_steps with failed_only=true for the failing node, "
-            "then get_run_results view=overview for validator scores."
-        )
-    if status == "cancelled":
-        return "Cancelled: nothing more will happen. start_run starts a new run if needed."
-    if status == "paused":
-        return "Paused. " + pause_help(state)
-    if state.pause_requested_at is not None:
-        return "Pausing: the current step is finishing. Call wait_for_run to wait for it."
-    if status == "pending":
-        return "Queued, not started yet: call wait_for_run to wait for it to finish."
-    return "Running: wait_for_run waits for the end."
+# What to do next is worded in `views.next_steps`, for these views and the run_control ones alike.
 
 
 class Progress(View):
@@ -227,17 +180,7 @@ class RunWaitView(RunStatusView):
     @classmethod
     def after_wait(cls, state: RunState, waited_s: float) -> RunWaitView:
         waited_s = round(waited_s, 1)
-        if state.is_terminal:
-            hint = next_step(state)
-        elif state.status == "paused":
-            hint = "Paused, so waiting will not finish it. " + pause_help(state)
-        else:
-            percent = _percent(state)
-            done_part = f", {percent}% done" if percent is not None else ""
-            hint = (
-                f"Still {state.status} after {waited_s:g} s{done_part}: call wait_for_run again "
-                "to keep waiting."
-            )
+        hint = after_wait(state, waited_s, _percent(state))
         return cls(**_status_fields(state), next=hint, done=state.is_terminal, waited_s=waited_s)
 
 
@@ -277,6 +220,11 @@ class RunList(View):
     total: int | None
     offset: int
     next_offset: int | None
+    range_complete: bool | None = Field(
+        default=None,
+        description="with from_time/to_time: true when every run of the range was read, so "
+        "total is exact; false: only the newest runs were read (see next)",
+    )
     next: str | None = None
 
     @classmethod
@@ -291,6 +239,37 @@ class RunList(View):
             offset=page.offset,
             next_offset=page.next_offset,
             next=more,
+        )
+
+    @classmethod
+    def of_range(
+        cls, workflow_id: str, found: RunsInRange, *, offset: int, limit: int, oldest_first: bool
+    ) -> RunList:
+        """A page of the runs a time range holds: OnePin can't filter runs by time, so the
+        range was read whole (up to the scan's bound) and this pages through what it found."""
+        runs = found.runs[::-1] if oldest_first else found.runs
+        following = offset + limit
+        next_offset = following if following < len(runs) else None
+        hints = []
+        if next_offset is not None:
+            hints.append(
+                f"More runs in range: call list_runs with offset={next_offset} and the same "
+                "from_time/to_time."
+            )
+        if not found.complete and found.oldest_read is not None:
+            hints.append(
+                f"Only the newest {found.read} runs were read (the most one call reads), so "
+                "total counts only those: for older runs of the range call list_runs with "
+                f"to_time={found.oldest_read.isoformat()}."
+            )
+        return cls(
+            workflow_id=workflow_id,
+            items=[RunRow.of(run) for run in runs[offset:following]],
+            total=len(runs),
+            offset=offset,
+            next_offset=next_offset,
+            range_complete=found.complete,
+            next=" ".join(hints) or None,
         )
 
 
@@ -887,6 +866,13 @@ class RunsSummaryView(View):
     )
     average_duration_s: float | None = Field(default=None, description="of completed runs")
     delivered_audio_s: float | None = None
+    credits_used: int | None = Field(
+        default=None, description="credits charged to the runs of the range"
+    )
+    credits_unknown_runs: int | None = Field(
+        default=None, description="runs of the range not charged yet (still active): counted as 0"
+    )
+    credits_note: str | None = Field(default=None, description="when credits_used is partial")
 
     @classmethod
     def of(
@@ -895,9 +881,19 @@ class RunsSummaryView(View):
         summary: RunsSummary,
         from_time: datetime | None,
         to_time: datetime | None,
+        charged: RunsInRange,
     ) -> RunsSummaryView:
         statuses = ("pending", "running", "paused", "completed", "failed", "cancelled")
         counts = {status: getattr(summary, status) for status in statuses}
+        note = None
+        if not charged.complete and charged.oldest_read is not None:
+            note = (
+                f"Partial: the sum covers the runs of the range created from "
+                f"{charged.oldest_read.isoformat()} on (one call reads the newest "
+                f"{charged.read} runs at most); call get_runs_summary with "
+                f"to_time={charged.oldest_read.isoformat()} for the older ones (a run created "
+                "at that instant is in both sums)."
+            )
         return cls(
             workflow_id=workflow_id,
             from_time=from_time,
@@ -909,6 +905,9 @@ class RunsSummaryView(View):
             if summary.average_duration_seconds is None
             else round(summary.average_duration_seconds, 1),
             delivered_audio_s=seconds(summary.delivered_audio_ms),
+            credits_used=charged.credits_used,
+            credits_unknown_runs=charged.uncharged_runs or None,
+            credits_note=note,
         )
 
 

@@ -4,6 +4,7 @@ markdown.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -53,18 +54,31 @@ class WorkflowRow(View):
     run_status_counts: dict[str, int] = Field(
         default_factory=dict, description="runs per status over all runs; zeros left out"
     )
+    last_run_id: str | None = Field(
+        default=None, description="the latest run: the active one, if any (one per workflow)"
+    )
+    last_run_number: int | None = None
     last_run_status: RunStatus | None = None
     last_run_at: datetime | None = None
 
     @classmethod
-    def of(cls, item: WorkflowListItem) -> WorkflowRow:
+    def of(cls, item: WorkflowListItem, latest: RunListItem | None) -> WorkflowRow:
+        if latest is None:
+            # Never run, or its latest run could not be looked up: the listing's own fields.
+            status, created_at = item.last_run_status, item.last_run_at
+        else:
+            # Status and time from the same record as the id, so the three never describe two
+            # different runs (one may have started between the listing and the lookup).
+            status, created_at = latest.status, latest.created_at or item.last_run_at
         return cls(
             id=item.id,
             name=item.name,
             runs_count=item.runs_count,
             run_status_counts=nonzero_counts(item.run_status_counts),
-            last_run_status=item.last_run_status,
-            last_run_at=item.last_run_at,
+            last_run_id=latest.id if latest else None,
+            last_run_number=latest.run_number if latest else None,
+            last_run_status=status,
+            last_run_at=created_at,
         )
 
 
@@ -76,18 +90,32 @@ class WorkflowList(View):
     offset: int
     next_offset: int | None
     next: str | None = Field(default=None, description="how to get the next page, if any")
+    note: str | None = Field(default=None, description="latest runs that could not be looked up")
 
     @classmethod
-    def of(cls, page: Page[WorkflowListItem]) -> WorkflowList:
+    def of(
+        cls,
+        page: Page[WorkflowListItem],
+        latest: Mapping[str, RunListItem],
+        *,
+        lookups_failed: int = 0,
+    ) -> WorkflowList:
         more = None
         if page.next_offset is not None:
             more = f"More workflows: call list_workflows with offset={page.next_offset}."
+        note = None
+        if lookups_failed:
+            note = (
+                f"The latest run of {lookups_failed} workflow(s) could not be looked up, so "
+                "their last_run_id is missing: list_runs with the workflow_id gives it."
+            )
         return cls(
-            items=[WorkflowRow.of(item) for item in page.items],
+            items=[WorkflowRow.of(item, latest.get(item.id)) for item in page.items],
             total=page.total,
             offset=page.offset,
             next_offset=page.next_offset,
             next=more,
+            note=note,
         )
 
 

@@ -25,12 +25,8 @@ import anyio
 import httpx
 import pytest
 from mcp import Client
-from mcp.client.session import ClientRequestContext
 from mcp.types import (
     CallToolResult,
-    ElicitRequestParams,
-    ElicitResult,
-    ErrorData,
     PromptReference,
     ResourceTemplateReference,
     TextContent,
@@ -48,6 +44,7 @@ from onepin_mcp.state import WritePolicy
 from onepin_mcp.text import MAX_NAME_CHARS
 from tests.server.conftest import NO_WAIT_RETRY, SandboxClock, sandbox_settings
 from tests.support.sandbox_process import start_sandbox, stop_sandbox
+from tests.support.users import User
 from tests.transports.served import stdio_params
 
 pytestmark = pytest.mark.anyio
@@ -434,26 +431,13 @@ async def test_api_error_texts_reach_the_agent_without_hidden_characters(
 # --- the other surfaces: the question put to the user, completions, the audit record -----------
 
 
-class DecliningUser:
-    """The person behind the client: says no to every question, and remembers each one."""
-
-    def __init__(self) -> None:
-        self.questions: list[str] = []
-
-    async def __call__(
-        self, context: ClientRequestContext, params: ElicitRequestParams
-    ) -> ElicitResult | ErrorData:
-        self.questions.append(params.message)
-        return ElicitResult(action="decline")
-
-
 @pytest.mark.parametrize("mode", MODES)
 async def test_the_question_put_to_the_user_shows_a_hostile_workflow_name_clean(
     sandbox: Sandbox, sandbox_clock: SandboxClock, mode: str
 ) -> None:
     sandbox.store.workflows[seed.WORKFLOW_FAILS_ID].name = HOSTILE[:MAX_NAME_CHARS]
     server = all_tools_server(sandbox, sandbox_clock, policy=WritePolicy(confirm="writes"))
-    user = DecliningUser()
+    user = User(action="decline")
     wf = {"workflow_id": seed.WORKFLOW_FAILS_ID}
     async with Client(server, mode=mode, elicitation_callback=user) as client:  # type: ignore[arg-type]
         with anyio.fail_after(REAL_BOUND_S):
@@ -557,7 +541,7 @@ async def test_hostile_text_planted_in_a_sandbox_process_reaches_a_stdio_client_
             },
             stderr_to=stderr_file,
         )
-        user = DecliningUser()
+        user = User(action="decline")
         scan = Scan()
         wf = {"workflow_id": seed.WORKFLOW_FAILS_ID}
         with anyio.fail_after(STDIO_DEADLINE_S):

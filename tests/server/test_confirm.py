@@ -4,17 +4,17 @@ asked, or a policy of `never`, proceed without a question."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import anyio
 import pytest
 from mcp import Client
-from mcp.client.session import ClientRequestContext
-from mcp.types import ElicitRequestParams, ElicitResult, ErrorData
 
 from onepin_mcp.api.client import OnePinClient
 from onepin_mcp.sandbox import Sandbox, seed
 from onepin_mcp.state import ConfirmPolicy, WritePolicy
+from tests.support.users import User
 
 from .conftest import ServerFactory, error_text, structured
 
@@ -22,23 +22,6 @@ pytestmark = pytest.mark.anyio
 
 COMPLETES = seed.WORKFLOW_COMPLETES_ID
 REAL_BOUND_S = 20
-
-
-class User:
-    """The person behind the client: answers every question the same way, and remembers them."""
-
-    def __init__(self, action: str = "accept", confirm: bool = True) -> None:
-        self.action = action
-        self.confirm = confirm
-        self.questions: list[str] = []
-
-    async def __call__(
-        self, context: ClientRequestContext, params: ElicitRequestParams
-    ) -> ElicitResult | ErrorData:
-        self.questions.append(params.message)
-        if self.action == "accept":
-            return ElicitResult(action="accept", content={"confirm": self.confirm})
-        return ElicitResult(action=self.action)  # type: ignore[arg-type]
 
 
 async def call(
@@ -237,3 +220,60 @@ async def test_under_writes_a_workflow_is_created_only_on_yes(
     assert "the user declined" in error_text(result)
     assert user.questions == ["Create a workflow named 'Spring promo' in this workspace?"]
     assert posts(sandbox) == []
+
+
+# --- one resolver and one guard for every write -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    [
+        ("start_run", {"workflow_id": COMPLETES}),
+        ("update_workflow", {"workflow_id": COMPLETES, "name": "Renamed"}),
+        ("duplicate_workflow", {"workflow_id": COMPLETES}),
+    ],
+)
+async def test_a_question_that_cannot_be_asked_costs_no_read_to_word_it(
+    make_server: ServerFactory, mode: str, sandbox: Sandbox, tool: str, arguments: dict[str, Any]
+) -> None:
+    # Under `writes` these tools would ask, but this client declared no elicitation: the
+    # workflow's name, which only words the question, is not worth a request to OnePin.
+    result = await call(make_server, mode, tool, arguments, user=None, confirm="writes")
+
+    assert not result.is_error, error_text(result)
+    workflow = f"/api/v1/workflows/{COMPLETES}"
+    assert [r.path for r in sandbox.requests if r.method == "GET" and r.path == workflow] == []
+
+
+async def test_every_write_asks_once_under_writes_and_its_record_names_the_tool_called(
+    make_server: ServerFactory,
+    mode: str,
+    api: OnePinClient,
+    sandbox: Sandbox,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="onepin_mcp.audit")
+    run = await api.start_run(COMPLETES)
+    copy = await api.duplicate_workflow(COMPLETES)
+    calls = {
+        "start_run": {"workflow_id": COMPLETES},
+        "cancel_run": {"workflow_id": COMPLETES, "run_id": run.id},
+        "pause_run": {"workflow_id": COMPLETES, "run_id": run.id},
+        "create_workflow": {"name": "Spring promo"},
+        "update_workflow": {"workflow_id": copy.id, "name": "Renamed"},
+        "duplicate_workflow": {"workflow_id": copy.id},
+        "delete_workflow": {"workflow_id": copy.id},
+    }
+    sent_before = len(sandbox.requests)
+
+    for tool, arguments in calls.items():
+        user = User("decline")
+        result = await call(make_server, mode, tool, arguments, user=user, confirm="writes")
+        assert "the user declined" in error_text(result), tool
+        assert len(user.questions) == 1, (tool, user.questions)
+
+    records = [r.getMessage() for r in caplog.records if r.name == "onepin_mcp.audit"]
+    assert [(m.split(" tool=")[1].split()[0], "outcome=declined" in m) for m in records] == [
+        (tool, True) for tool in calls
+    ]
+    assert [r.method for r in sandbox.requests[sent_before:] if r.method != "GET"] == []

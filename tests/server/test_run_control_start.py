@@ -19,7 +19,7 @@ from onepin_mcp.sandbox import Sandbox, seed
 from onepin_mcp.selection import ToolSelection
 from onepin_mcp.server import OnePinServer, create_server
 from onepin_mcp.state import WritePolicy
-from onepin_mcp.tools.run_control import RunsBefore
+from onepin_mcp.writes.start import RunsBefore
 from tests.support.advice import invites_a_second_start
 
 from .conftest import (

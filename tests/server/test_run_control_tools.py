@@ -53,7 +53,7 @@ async def test_start_run_creates_one_pending_run_and_points_to_wait_for_run(
     assert run["workflow_id"] == COMPLETES
     assert run["status"] == "pending"
     assert run["is_terminal"] is False
-    assert f"wait_for_run (workflow_id={COMPLETES}, run_id={run['id']})" in run["next"]
+    assert "call wait_for_run" in run["next"]
     assert (await api.get_run_status(COMPLETES, run["id"])).status == "pending"
     after = await api.list_runs(COMPLETES)
     assert after.total == (before.total or 0) + 1
@@ -231,7 +231,7 @@ async def test_pause_then_resume_a_running_run(
     assert pausing["changed"] is True
     assert pausing["status"] == "running"
     assert pausing["pause_requested"] is True
-    assert "until status is paused" in pausing["next"]
+    assert "pause_run with wait_s or wait_for_run" in pausing["next"]
     assert (await api.get_run_status(LONG, run.id)).pause_requested_at is not None
 
     await run_until(sandbox, api, LONG, run.id, "paused")

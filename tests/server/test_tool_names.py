@@ -60,7 +60,7 @@ WORDING_MODULES = (
     "prompts.py",
     "resources.py",
     "clips.py",
-    "confirm.py",
+    "writes",
     "server.py",
     "selection.py",
     "subscriptions.py",

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio.lowlevel
+import httpx
 import pytest
 from mcp import Client
 
 from onepin_mcp.api.client import OnePinClient
 from onepin_mcp.sandbox import Sandbox, seed
+from onepin_mcp.selection import ToolSelection
+from onepin_mcp.server import create_server
 
-from .conftest import NO_WAIT_RETRY, ServerFactory, error_text, structured
+from .conftest import (
+    NO_WAIT_RETRY,
+    SandboxClock,
+    ServerFactory,
+    error_text,
+    sandbox_settings,
+    structured,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -42,9 +53,145 @@ async def test_list_workflows_gives_compact_rows_with_run_counts(mcp_client: Cli
         "name",
         "runs_count",
         "run_status_counts",
+        "last_run_id",
+        "last_run_number",
         "last_run_status",
         "last_run_at",
     }
+
+
+def runs_lookups(sandbox: Sandbox) -> list[str]:
+    """The workflow ids whose runs were listed, one per request, in order."""
+    return [
+        r.path.split("/")[4]
+        for r in sandbox.requests
+        if r.method == "GET"
+        and r.path.startswith("/api/v1/workflows/")
+        and r.path.endswith("/runs")
+    ]
+
+
+async def test_list_workflows_rows_carry_the_latest_runs_id_number_and_status(
+    mcp_client: Client, sandbox: Sandbox
+) -> None:
+    page = structured(await mcp_client.call_tool("list_workflows", {"limit": 100}))
+    rows = {row["id"]: row for row in page["items"]}
+    # Every state a latest run can be in, read from the sandbox's own records.
+    for workflow_id, run_id in [
+        (seed.WORKFLOW_COMPLETES_ID, seed.RUN_COMPLETED_ID),
+        (seed.WORKFLOW_FAILS_ID, seed.RUN_FAILED_ID),
+        (seed.WORKFLOW_LONG_ID, seed.RUN_CANCELLED_ID),
+        (seed.WORKFLOW_IVR_ID, seed.RUN_PAUSED_ID),
+        (seed.WORKFLOW_COURSE_ID, seed.RUN_RUNNING_ID),
+        (seed.WORKFLOW_ONBOARDING_ID, seed.RUN_PENDING_ID),
+    ]:
+        run = sandbox.store.runs[run_id]
+        row = rows[workflow_id]
+        assert (row["last_run_id"], row["last_run_number"], row["last_run_status"]) == (
+            run_id,
+            run.run_number,
+            run.status,
+        ), workflow_id
+    assert rows[seed.WORKFLOW_IVR_ID]["last_run_status"] == "paused"
+    assert rows[seed.WORKFLOW_ONBOARDING_ID]["last_run_status"] == "pending"
+    assert rows[seed.WORKFLOW_LONG_ID]["last_run_number"] == 2
+    draft = rows[seed.WORKFLOW_DRAFT_ID]
+    assert "last_run_id" not in draft
+    assert "last_run_number" not in draft
+    assert "note" not in page
+    # One lookup per workflow that has runs, none for the draft.
+    lookups = runs_lookups(sandbox)
+    assert sorted(lookups) == sorted(set(rows) - {seed.WORKFLOW_DRAFT_ID})
+    assert all("limit=1" in r.query for r in sandbox.requests if r.path.endswith("/runs"))
+
+
+async def test_a_run_started_after_the_seed_becomes_the_rows_latest_run(
+    mcp_client: Client, api: OnePinClient
+) -> None:
+    started = await api.start_run(seed.WORKFLOW_COMPLETES_ID)
+    page = structured(await mcp_client.call_tool("list_workflows", {"search": "Product tour"}))
+    [row] = page["items"]
+    assert row["last_run_id"] == started.id
+    assert row["last_run_number"] == 3
+    assert row["last_run_status"] == "pending"
+
+
+async def test_status_running_lists_workflows_whose_latest_run_is_pending_running_or_paused(
+    mcp_client: Client,
+) -> None:
+    page = structured(
+        await mcp_client.call_tool("list_workflows", {"status": "running", "limit": 100})
+    )
+    active = {row["id"]: (row["last_run_status"], row["last_run_id"]) for row in page["items"]}
+    assert active == {
+        seed.WORKFLOW_ONBOARDING_ID: ("pending", seed.RUN_PENDING_ID),
+        seed.WORKFLOW_COURSE_ID: ("running", seed.RUN_RUNNING_ID),
+        seed.WORKFLOW_IVR_ID: ("paused", seed.RUN_PAUSED_ID),
+    }
+    tools = {tool.name: tool for tool in (await mcp_client.list_tools()).tools}
+    status = tools["list_workflows"].input_schema["properties"]["status"]
+    assert "pending, running or paused" in status["description"]
+
+
+async def test_a_failing_latest_run_lookup_leaves_only_that_row_without_its_run(
+    mcp_client: Client, sandbox: Sandbox
+) -> None:
+    sandbox.faults.add(
+        {
+            "method": "GET",
+            "path": f"/api/v1/workflows/{seed.WORKFLOW_IVR_ID}/runs",
+            "status": 503,
+            "times": None,
+        }
+    )
+    page = structured(await mcp_client.call_tool("list_workflows", {"limit": 100}))
+    rows = {row["id"]: row for row in page["items"]}
+    assert len(rows) == SEEDED_WORKFLOWS
+    ivr = rows[seed.WORKFLOW_IVR_ID]
+    assert "last_run_id" not in ivr
+    assert "last_run_number" not in ivr
+    assert ivr["last_run_status"] == "paused"  # the listing's own field still stands
+    assert rows[seed.WORKFLOW_COURSE_ID]["last_run_id"] == seed.RUN_RUNNING_ID
+    assert page["note"].startswith("The latest run of 1 workflow(s) could not be looked up")
+    assert "list_runs" in page["note"]
+    assert runs_lookups(sandbox).count(seed.WORKFLOW_IVR_ID) == NO_WAIT_RETRY.max_attempts
+
+
+class InFlightCounter(httpx.AsyncBaseTransport):
+    """The sandbox's transport, counting how many requests are in flight at once. Each request
+    yields to the event loop before it is handled, so requests sent concurrently overlap."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.in_flight = 0
+        self.most = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await anyio.lowlevel.checkpoint()
+            return await self.inner.handle_async_request(request)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_latest_runs_are_looked_up_concurrently_five_at_a_time(
+    sandbox: Sandbox, mode: str
+) -> None:
+    counter = InFlightCounter(sandbox.transport())
+    server = create_server(
+        sandbox_settings(sandbox),
+        selection=ToolSelection(toolsets=("workflows",)),
+        transport=counter,
+        retry=NO_WAIT_RETRY,
+        clock=SandboxClock(sandbox),
+    )
+    async with Client(server, mode=mode) as client:  # type: ignore[arg-type]
+        page = structured(await client.call_tool("list_workflows", {"limit": 100}))
+    # Six seeded workflows have runs: all six looked up, never more than five at once.
+    assert sum(1 for row in page["items"] if "last_run_id" in row) == 6
+    assert counter.most == 5
 
 
 async def test_list_workflows_pages_until_next_offset_is_none(mcp_client: Client) -> None:

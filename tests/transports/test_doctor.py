@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 from pydantic import SecretStr
 
@@ -13,7 +15,7 @@ from onepin_mcp.api.settings import ConfigError, Settings
 from onepin_mcp.doctor import diagnose, mask_key, render
 from onepin_mcp.sandbox import ALL_SCOPES, ApiKey, Sandbox, seed
 from onepin_mcp.selection import ToolSelection, all_tools, resolve_selection
-from tests.support.sandbox_process import start_sandbox, stop_sandbox
+from tests.support.sandbox_process import ServedSandbox, start_sandbox, stop_sandbox
 from tests.transports.served import REPO, child_env, command
 
 pytestmark = pytest.mark.anyio
@@ -46,8 +48,12 @@ async def test_a_working_key_with_every_scope_is_healthy_and_the_enabled_tools_a
     assert report.tools == DEFAULT_TOOLS
     assert report.reach_latency_ms is not None
     assert report.whoami_latency_ms is not None
+    assert report.key_state == "accepted"
+    assert report.reach_url == f"{SANDBOX_URL}/api/v1/nodes"
+    assert report.whoami_url == f"{SANDBOX_URL}/api/v1/auth/whoami"
     text = render(report)
     assert "Healthy" in text
+    assert f"OnePin answered GET {SANDBOX_URL}/api/v1/nodes in " in text
     assert "start_run" in text
     assert KEY not in text
 
@@ -93,13 +99,75 @@ async def test_a_refused_key_is_a_key_problem_that_says_how_to_fix_it_without_sh
     sandbox = Sandbox(manual_clock=True, api_keys=[OTHER_KEY])
     report = await diagnose(lambda: _settings(), ToolSelection(), transport=sandbox.transport())
     assert report.key_valid is False
+    assert report.key_state == "refused"
     assert report.reachable is True
     assert [p.check for p in report.problems] == ["key"]
     assert "401" in report.problems[0].message
+    assert f"GET {SANDBOX_URL}/api/v1/auth/whoami" in report.problems[0].message
     assert "ONEPIN_API_KEY" in report.problems[0].fix
     text = render(report)
     assert KEY not in text
     assert "op_live_…wxyz" in text
+    assert "[FAIL] key: refused by OnePin (invalid, revoked or mistyped)" in text
+
+
+async def test_a_key_onepin_knows_but_forbids_is_told_apart_from_a_refused_one() -> None:
+    sandbox = Sandbox(manual_clock=True, api_keys=[KEY])
+    sandbox.faults.add({"path": "/api/v1/auth/whoami", "status": 403})
+    report = await diagnose(lambda: _settings(), ToolSelection(), transport=sandbox.transport())
+    assert report.key_state == "forbidden"
+    assert [p.check for p in report.problems] == ["key"]
+    assert "403" in report.problems[0].message
+    text = render(report)
+    assert "[FAIL] key: known to OnePin, but not allowed to ask who it is" in text
+    assert "refused by OnePin" not in text
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_a_server_error_from_onepin_or_its_gateway_is_an_outage_not_a_base_url_problem(
+    status: int,
+) -> None:
+    sandbox = Sandbox(manual_clock=True, api_keys=[KEY])
+    sandbox.faults.add({"path": "/api/v1/nodes", "status": status})
+    report = await diagnose(lambda: _settings(), ToolSelection(), transport=sandbox.transport())
+    assert report.reachable is False
+    assert report.reach_failure == "unavailable"
+    assert report.key_state == "unchecked"
+    [problem] = report.problems
+    assert problem.message.startswith(
+        f"OnePin is unavailable: GET {SANDBOX_URL}/api/v1/nodes answered {status} "
+    )
+    assert "try again in a few minutes" in problem.fix
+    assert "base URL" not in problem.fix
+    text = render(report)
+    assert "[FAIL] reachability: OnePin is unavailable, try again later" in text
+    assert "[  - ] key: not checked" in text
+
+
+async def test_onepin_that_accepts_the_connection_but_never_answers_is_an_outage() -> None:
+    sandbox = Sandbox(manual_clock=True, api_keys=[KEY])
+    # Held unanswered (the manual clock never reaches it) until the client's deadline passes.
+    sandbox.faults.add({"path": "/api/v1/nodes", "late_s": 60})
+    with anyio.fail_after(10):
+        report = await diagnose(
+            lambda: _settings(request_timeout_s=0.05),
+            ToolSelection(),
+            transport=sandbox.transport(),
+        )
+    assert report.reach_failure == "unavailable"
+    assert "did not answer in time" in report.problems[0].message
+
+
+async def test_a_server_that_is_not_the_onepin_api_is_a_base_url_problem() -> None:
+    sandbox = Sandbox(manual_clock=True, api_keys=[KEY])
+    sandbox.faults.add({"path": "/api/v1/nodes", "status": 404, "body": "html"})
+    report = await diagnose(lambda: _settings(), ToolSelection(), transport=sandbox.transport())
+    assert report.reach_failure == "not_onepin"
+    [problem] = report.problems
+    assert f"GET {SANDBOX_URL}/api/v1/nodes was answered, but not as the OnePin API" in (
+        problem.message
+    )
+    assert "ONEPIN_BASE_URL" in problem.fix
 
 
 async def test_no_key_is_a_configuration_problem_and_reachability_is_still_checked() -> None:
@@ -113,6 +181,9 @@ async def test_no_key_is_a_configuration_problem_and_reachability_is_still_check
     assert report.key_hint is None
     assert report.reachable is True
     assert report.key_valid is None
+    assert report.key_state == "missing"
+    assert report.whoami_url is None  # nothing to ask about
+    assert "[FAIL] key: missing, none configured\n" in render(report)
     assert [p.check for p in report.problems] == ["configuration"]
     assert "/home/u/.onepin/credentials" in report.problems[0].message
     assert "ONEPIN_API_KEY" in report.problems[0].fix
@@ -139,8 +210,10 @@ async def test_an_unreachable_onepin_is_a_reachability_problem_and_the_key_is_no
     )
     report = await diagnose(lambda: settings, ToolSelection())
     assert report.reachable is False
+    assert report.reach_failure == "unreachable"
     assert report.key_valid is None
     assert [p.check for p in report.problems] == ["reachability"]
+    assert f"GET http://127.0.0.1:{port}/api/v1/nodes" in report.problems[0].message
     assert "ONEPIN_BASE_URL" in report.problems[0].fix
 
 
@@ -151,7 +224,10 @@ async def test_a_workspace_other_than_the_keys_is_a_problem() -> None:
         lambda: _settings(workspace_id=other), ToolSelection(), transport=sandbox.transport()
     )
     assert [p.check for p in report.problems] == ["workspace"]
-    assert other in report.problems[0].message
+    assert f"ONEPIN_WORKSPACE_ID is {other}" in report.problems[0].message
+    assert seed.WORKSPACE_ID in report.problems[0].message
+    assert report.problems[0].fix.startswith("Unset ONEPIN_WORKSPACE_ID")
+    assert f"or set it to {seed.WORKSPACE_ID}" in report.problems[0].fix
 
 
 @pytest.mark.parametrize(
@@ -216,10 +292,60 @@ def test_doctor_with_a_refused_key_exits_1_says_how_to_fix_it_and_hides_the_key(
         stop_sandbox(onepin)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "refused the key" in done.stdout
+    assert "[FAIL] key: refused by OnePin" in done.stdout
+    assert f"(GET {onepin.base_url}/api/v1/auth/whoami)" in done.stdout
     assert "fix:" in done.stdout
     assert "ONEPIN_API_KEY" in done.stdout
     assert "op_live_…abcd" in done.stdout
     assert OTHER_KEY not in done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def onepin() -> Iterator[ServedSandbox]:
+    """The sandbox API as its own process on a loopback port, accepting KEY."""
+    served = start_sandbox("--manual-clock", "--api-key", KEY)
+    yield served
+    stop_sandbox(served)
+
+
+def _fixes(report: str) -> list[str]:
+    return [line for line in report.splitlines() if line.startswith("  fix:")]
+
+
+def test_doctor_calls_a_503_an_outage_shows_the_url_it_tried_and_exits_1(
+    onepin: ServedSandbox, tmp_path: Path
+) -> None:
+    onepin.control(
+        "POST", "/_sandbox/faults", json={"path": "/api/v1/nodes", "status": 503, "times": None}
+    )
+    try:
+        done = _doctor(tmp_path, env={"ONEPIN_BASE_URL": onepin.base_url, "ONEPIN_API_KEY": KEY})
+    finally:
+        onepin.control("DELETE", "/_sandbox/faults")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert (
+        f"[FAIL] reachability: OnePin is unavailable, try again later "
+        f"(GET {onepin.base_url}/api/v1/nodes)"
+    ) in done.stdout
+    assert f"OnePin is unavailable: GET {onepin.base_url}/api/v1/nodes answered 503" in done.stdout
+    assert "[  - ] key: not checked" in done.stdout
+    [fix] = _fixes(done.stdout)
+    assert "base URL" not in fix
+    assert KEY not in done.stdout + done.stderr
+
+
+def test_doctor_with_the_api_path_in_the_base_url_drops_it_says_so_and_is_healthy(
+    onepin: ServedSandbox, tmp_path: Path
+) -> None:
+    done = _doctor(
+        tmp_path, env={"ONEPIN_BASE_URL": f"{onepin.base_url}/api/v1/", "ONEPIN_API_KEY": KEY}
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Healthy" in done.stdout
+    assert f"base URL: {onepin.base_url} (from ONEPIN_BASE_URL)" in done.stdout
+    assert "note: ONEPIN_BASE_URL ends in /api/v1, which onepin-mcp adds" in done.stdout
+    assert f"OnePin answered GET {onepin.base_url}/api/v1/nodes" in done.stdout
+    assert "/api/v1/api/v1" not in done.stdout
 
 
 def test_doctor_without_any_key_exits_1_and_names_where_it_looked(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """The audit trail of writes: one record per write tool call, whatever its outcome.
 
-Every write tool body runs inside `audited(ctx, tool, workflow_id=..., run_id=...)`, the one
-mechanism that records writes, so that no write path can forget it. A record goes to
+Every write tool body runs inside `audited(ctx, workflow_id=..., run_id=...)` (through the
+write guard, `onepin_mcp.writes.guard`), the one mechanism that records writes, so that no
+write path can forget it. The tool's name comes from the request, never from the body. A
+record goes to
 
 - stderr, through the logger `onepin_mcp.audit`: one `key=value` line at INFO, readable beside
   the server's other lines;
@@ -12,7 +14,7 @@ mechanism that records writes, so that no write path can forget it. A record goe
 `outcome` is `ok`, `recovered` (a start whose answer was lost, its run found), `refused` (the
 server sent nothing: budget cap, balance, a state check), `declined` (the user said no),
 or `error:<code>`: OnePin's error code (`error:CONFLICT`), `error:timeout` /
-`error:connection` (no answer; a start is then looked for, see run_control), `error:cancelled`
+`error:connection` (no answer; a start is then looked for, see `writes.start`), `error:cancelled`
 (the client gave up on the call), `error:invalid_input`, `error:tool` or `error:internal`.
 `request_id` is OnePin's, when the outcome came with one (an error answer); the client does not
 hand successful answers' ids to tools.
@@ -50,7 +52,9 @@ from onepin_mcp.api.errors import (
 )
 from onepin_mcp.state import AppState
 from onepin_mcp.text import clean_text
+from onepin_mcp.writes.policy import called_tool
 
+# The logger's name predates this package and is what operators filter on: kept.
 logger = logging.getLogger("onepin_mcp.audit")
 
 MAX_ID_CHARS: Final = 100
@@ -86,14 +90,14 @@ class AuditEntry:
 @asynccontextmanager
 async def audited(
     ctx: Context[AppState, Any],
-    tool: str,
     *,
     workflow_id: str | None = None,
     run_id: str | None = None,
 ) -> AsyncIterator[AuditEntry]:
-    """Record the write that runs in this block, once, with its outcome."""
+    """Record the write that runs in this block, once, with its outcome. The tool is the one
+    this request calls."""
     state = ctx.request_context.lifespan_context
-    entry = AuditEntry(tool=tool, workflow_id=workflow_id, run_id=run_id)
+    entry = AuditEntry(tool=called_tool(ctx), workflow_id=workflow_id, run_id=run_id)
     started = anyio.current_time()
     try:
         yield entry

@@ -1,29 +1,23 @@
-"""Asking the user before a write: the mechanics every confirming write tool shares.
+"""Asking the user before a write: one resolver factory, the form, and the answer checked.
 
-Which tools ask is `WritePolicy.confirm` against each tool's confirmation class, declared on
-its record (`ToolSpec.confirm`, handed to this module through `AppState.confirm_classes`):
-
-- policy `never`: no tool asks.
-- policy `destructive` (the default): tools of class `destructive` (`cancel_run` and
-  `delete_workflow`, the two writes that lose something for good).
-- policy `writes`: every write tool: class `destructive` and class `writes`.
-
-`update_workflow` carries the destructive hint (a new graph overwrites the old one) but is of
-class `writes`: an agent editing a workflow calls it over and over, and a question per edit
-would teach the user to click "yes" without reading.
+A confirming tool takes a parameter `Annotated[Outcome, Resolve(asks(question, label))]`.
+`asks` builds its resolver: when the policy wants a question for the tool this request calls
+(`writes.policy`) and the client can answer one, it words the question from a label, such as
+the workflow's name (`workflow_label`), and returns it as `Elicit`; otherwise `NOT_ASKED`, and
+the call proceeds. A label of None means there is nothing to ask about (an unknown workflow,
+whose 404 the body explains; a run that nothing will be sent for), and no question is asked.
 
 The question is asked only where the client can answer it (it declared form elicitation and,
 on the legacy protocol, the connection can carry a server-to-client request). Where it can't,
 the call proceeds as the tool's annotations describe: a client without elicitation is expected
 to gate destructive tools itself, from `destructiveHint`.
 
-Both protocol eras through one form: a tool takes a parameter
-`Annotated[Outcome, Resolve(resolver)]` whose resolver returns `ask(...)`. On 2026-07-28 the SDK
-turns the question into an `InputRequiredResult` and runs the tool body on the client's retry;
-on older protocols it sends `elicitation/create` mid-call. Either way the body receives the
-outcome (`Outcome` is the union, so decline and cancel reach the body instead of aborting the
-call) and calls `require(...)`, which raises `UserDeclined` unless the user said yes. Nothing is
-sent to OnePin before that.
+Both protocol eras through one form. On 2026-07-28 the SDK turns the question into an
+`InputRequiredResult` and runs the tool body on the client's retry; on older protocols it sends
+`elicitation/create` mid-call. Either way the body receives the outcome (`Outcome` is the union,
+so decline and cancel reach the body instead of aborting the call), and the write guard
+(`writes.guard`) calls `require`, which raises `UserDeclined` unless the user said yes. Nothing
+is sent to OnePin before that.
 
 On 2026 a resolver runs again on the retry and its question must render identically, so
 questions are built only from stable facts (names, numbers, ids), never from a run's state.
@@ -31,6 +25,9 @@ questions are built only from stable facts (names, numbers, ids), never from a r
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from mcp.server.mcpserver import Context, Elicit
@@ -42,16 +39,12 @@ from mcp.server.mcpserver.resolve import (
 from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, Field
 
-from onepin_mcp.audit import WriteRefused
-from onepin_mcp.state import AppState, ConfirmClass, ConfirmPolicy
+from onepin_mcp.api.client import OnePinClient
+from onepin_mcp.api.errors import OnePinAPIError, OnePinError
+from onepin_mcp.state import AppState
 from onepin_mcp.text import MAX_NAME_CHARS, clean_text
-
-# The policies under which a tool of each confirmation class asks first.
-ASKED_UNDER: Final[dict[ConfirmClass, frozenset[ConfirmPolicy]]] = {
-    "never": frozenset(),
-    "destructive": frozenset({"destructive", "writes"}),
-    "writes": frozenset({"writes"}),
-}
+from onepin_mcp.writes.audit import WriteRefused
+from onepin_mcp.writes.policy import policy_asks
 
 # From this protocol revision on, a question travels inside the tool call's result
 # (InputRequiredResult) instead of as a server-to-client request.
@@ -77,6 +70,13 @@ NOT_ASKED: Final = NotAsked()
 Outcome = AcceptedElicitation[Confirmation] | DeclinedElicitation | CancelledElicitation
 """The annotation of a tool's confirmation parameter: every answer reaches the body."""
 
+Question = Confirmation | Elicit[Confirmation]
+"""What a confirmation resolver returns: the question, or `NOT_ASKED`."""
+
+Label = Callable[..., Awaitable[str | None]]
+"""What a question is about, in words (None: nothing to ask about). Its parameters are the
+tool's arguments it needs, by name, and `ctx`, as for any resolver."""
+
 
 class UserDeclined(WriteRefused):
     """The user said no (declined, cancelled, or left the box unchecked); nothing was sent."""
@@ -84,11 +84,45 @@ class UserDeclined(WriteRefused):
     outcome = "declined"
 
 
-def policy_asks(ctx: Context[AppState, Any], tool: str) -> bool:
-    """Whether the server's policy wants a question before `tool`. A tool without a class is a
-    bug, not a reason to skip the question: the lookup fails loudly."""
+def asks(question: str, label: Label) -> Callable[..., Awaitable[Question]]:
+    """The confirmation resolver of a tool: `question` with its `{}` filled by `label`.
+
+    The resolver takes `label`'s own parameters (the SDK fills them by name), so one factory
+    serves every tool. The label is computed only when a question will be asked: wording an
+    unasked question is not worth a read from OnePin.
+    """
+    if "ctx" not in inspect.signature(label).parameters:
+        raise TypeError(f"{label.__qualname__} must take ctx, to tell whether to ask at all")
+
+    @functools.wraps(label)
+    async def resolve(**arguments: Any) -> Question:
+        ctx: Context[AppState, Any] = arguments["ctx"]
+        if not (policy_asks(ctx) and client_can_answer(ctx)):
+            return NOT_ASKED
+        about = await label(**arguments)
+        if about is None:
+            return NOT_ASKED
+        return Elicit(question.format(about), Confirmation)
+
+    return resolve
+
+
+async def workflow_label(workflow_id: str, ctx: Context[AppState, Any]) -> str | None:
+    """A workflow, by its name, for a question (see `workflow_name`)."""
     state = ctx.request_context.lifespan_context
-    return state.policy.confirm in ASKED_UNDER[state.confirm_classes[tool]]
+    return await workflow_name(state.clients.client_for(ctx), workflow_id)
+
+
+async def workflow_name(client: OnePinClient, workflow_id: str) -> str | None:
+    """The workflow's name, quoted, for a question; None when it doesn't exist (the body then
+    explains the 404). When it can't be read the id stands in: a question must still be asked
+    before a write."""
+    try:
+        return quoted((await client.get_workflow(workflow_id)).name)
+    except OnePinAPIError as error:
+        return None if error.status == 404 else workflow_id
+    except OnePinError:
+        return workflow_id
 
 
 def client_can_answer(ctx: Context[AppState, Any]) -> bool:
@@ -103,16 +137,6 @@ def client_can_answer(ctx: Context[AppState, Any]) -> bool:
     if version is not None and is_version_at_least(version, _INPUT_REQUIRED_VERSION):
         return True
     return bool(ctx.session.can_send_request)
-
-
-def ask(
-    ctx: Context[AppState, Any], tool: str, question: str
-) -> Confirmation | Elicit[Confirmation]:
-    """What a tool's resolver returns: the question when policy and client allow asking, else
-    `NOT_ASKED` so that the call proceeds."""
-    if policy_asks(ctx, tool) and client_can_answer(ctx):
-        return Elicit(question, Confirmation)
-    return NOT_ASKED
 
 
 def quoted(name: str | None) -> str:
