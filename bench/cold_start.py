@@ -3,6 +3,12 @@
 Run: `python bench/cold_start.py [--runs N]` (from the project root, in its venv; no network,
 bounded by a run count and a deadline per start).
 
+As a user installs it: `python bench/cold_start.py --fresh-venv` builds the wheel from this tree
+(`pip wheel --no-deps`), makes a venv in a temporary directory, installs only that wheel there
+(its dependencies come from the package index, so this one needs the network) and measures both
+servers in that venv; the directory is removed at the end. `--python V/bin/python` measures in a
+venv made beforehand instead.
+
 Two servers, each started N times, interleaved (onepin, bare, onepin, bare, ...) so that load on
 this shared machine hits both alike, after one untimed start each (the OS file cache and .pyc
 files are warm for both, as on a user's second start):
@@ -43,6 +49,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 START_DEADLINE_S = 30.0
 STOP_DEADLINE_S = 10.0
+# Building the wheel and installing it with its dependencies (downloaded the first time).
+SETUP_DEADLINE_S = 600.0
 PROTOCOL = "2025-11-25"
 
 BARE_SERVER = """\
@@ -296,6 +304,59 @@ def median_groups(traces: list[Trace]) -> dict[str, float]:
     return {name: statistics.median(g.get(name, 0.0) for g in per) for name in names}
 
 
+# --- a venv with only the wheel -------------------------------------------------------------------
+
+
+def fresh_venv(scratch: Path) -> tuple[str, str]:
+    """Build the wheel from this tree and install it alone in a new venv under `scratch`.
+
+    Returns the venv's interpreter and the wheel's file name. pip's and venv's output goes to
+    stderr, so the report on stdout stays the report.
+    """
+    wheels = scratch / "wheel"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "-w",
+            str(wheels),
+            str(ROOT),
+        ],
+        check=True,
+        stdout=sys.stderr,
+        timeout=SETUP_DEADLINE_S,
+    )
+    [wheel] = wheels.glob("onepin_mcp-*.whl")
+    venv = scratch / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", str(venv)], check=True, stdout=sys.stderr, timeout=60
+    )
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(wheel)],
+        check=True,
+        stdout=sys.stderr,
+        timeout=SETUP_DEADLINE_S,
+    )
+    return str(python), wheel.name
+
+
+def installed(python: str) -> list[str]:
+    """The distributions in `python`'s environment, as name==version."""
+    listing = subprocess.run(
+        [python, "-m", "pip", "list", "--format=freeze", "--disable-pip-version-check"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return listing.stdout.split()
+
+
 # --- the run --------------------------------------------------------------------------------------
 
 
@@ -309,13 +370,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="interpreter of the environment to start both servers in (default: this one); "
         "e.g. a fresh venv with only the wheel installed, as a user has it",
     )
+    parser.add_argument(
+        "--fresh-venv",
+        action="store_true",
+        help="build the wheel from this tree, install it alone in a new temporary venv and "
+        "measure there (needs the package index for the dependencies)",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1 or args.import_runs < 1:
         parser.error("--runs and --import-runs must be at least 1")
+    if args.fresh_venv and args.python != sys.executable:
+        parser.error("--fresh-venv makes its own venv: give it or --python, not both")
     given = list(argv) if argv is not None else sys.argv[1:]
     command = " ".join(["python bench/cold_start.py", *given])
-    py = args.python
     with tempfile.TemporaryDirectory(prefix="onepin-cold-") as scratch:
+        if args.fresh_venv:
+            py, wheel = fresh_venv(Path(scratch))
+            # What the venv holds, to show it is the wheel and its dependencies and nothing else.
+            environment = f"a fresh venv holding {wheel}: {' '.join(installed(py))}"
+        else:
+            py = args.python
+            environment = py
+        return measure(args, command, py, environment, Path(scratch))
+
+
+def measure(
+    args: argparse.Namespace,
+    command: str,
+    py: str,
+    environment: str,
+    scratch_dir: Path,
+) -> int:
+    with tempfile.TemporaryDirectory(prefix="starts-", dir=scratch_dir) as scratch:
         bare_path = Path(scratch) / "bare_server.py"
         bare_path.write_text(BARE_SERVER, encoding="utf-8")
         home = Path(scratch) / "home"
@@ -352,7 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
 
     print(f"command: {command}")
-    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}\n")
+    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    print(f"environment: {environment}\n")
     print("| server | tools | runs | median ms | min ms | max ms | median / bare |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     bare = statistics.median(times["bare mcp"])

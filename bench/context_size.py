@@ -50,7 +50,11 @@ from onepin_mcp.surface import list_tools, model_view_bytes
 from onepin_mcp.tools.registry import DEFAULT_TOOLSETS
 
 SANDBOX_URL = "http://sandbox.onepin.test"
-SURFACE_TARGET_BYTES = 12_000
+SURFACE_TARGET_BYTES = 9_000
+# The full set, proportionally smaller: 18,658 B x 9,000 / 13,180 B (the figures before).
+FULL_SURFACE_TARGET_BYTES = 12_741
+# The whole `tools/list` result for the default tools, output schemas and annotations included.
+LISTED_TARGET_BYTES = 25_000
 ANSWER_TARGET_RATIO = 0.35
 LIST_ROWS = 20
 
@@ -175,6 +179,17 @@ class ToolSize:
         )
 
 
+def listed_bytes(tools: list[Tool]) -> int:
+    """The whole `tools/list` result as compact JSON, as a client receives it: every field
+    of every tool (titles, annotations, input and output schemas)."""
+    listed = {"tools": [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools]}
+    return nbytes(compact(listed))
+
+
+def output_schema_bytes(tools: list[Tool]) -> int:
+    return sum(nbytes(compact(t.output_schema)) for t in tools if t.output_schema is not None)
+
+
 def pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.0f}%" if whole else "-"
 
@@ -203,9 +218,53 @@ def server_for(sandbox: Sandbox, selection: ToolSelection) -> OnePinServer:
     return create_server(settings_for(sandbox), selection=selection, transport=sandbox.transport())
 
 
-async def surface(sandbox: Sandbox) -> list[ToolSize]:
+async def surface(sandbox: Sandbox) -> tuple[list[ToolSize], int]:
     default_tools = await list_tools(server_for(sandbox, ToolSelection()))
     all_tools = await list_tools(server_for(sandbox, ToolSelection(toolsets=("all",))))
+    print("## Whole tools/list vs what a model reads\n")
+    print(
+        "tools/list = the whole result as compact JSON (names, titles, descriptions, input and "
+        "output schemas, annotations); model view = names, descriptions and input schemas "
+        "(`onepin_mcp.surface.model_view_bytes`).\n"
+    )
+    whole_rows: list[list[str]] = []
+    for label, tools, model_target in (
+        ("default", default_tools, SURFACE_TARGET_BYTES),
+        ("all", all_tools, FULL_SURFACE_TARGET_BYTES),
+    ):
+        whole = listed_bytes(tools)
+        model = model_view_bytes(tools)
+        whole_target = (
+            f"<= {LISTED_TARGET_BYTES:,}: {mark(whole <= LISTED_TARGET_BYTES)}"
+            if label == "default"
+            else "-"
+        )
+        whole_rows.append(
+            [
+                label,
+                str(len(tools)),
+                f"{whole:,}",
+                f"{output_schema_bytes(tools):,}",
+                whole_target,
+                f"{model:,}",
+                f"{tokens(model):,}",
+                f"<= {model_target:,}: {mark(model <= model_target)}",
+            ]
+        )
+    print_table(
+        [
+            "tool set",
+            "tools",
+            "tools/list B",
+            "of which output schemas B",
+            "target",
+            "model view B",
+            "~tokens",
+            "target",
+        ],
+        whole_rows,
+    )
+    default_listed = listed_bytes(default_tools)
     default_names = {t.name for t in default_tools}
     sizes = [ToolSize.of(t, t.name in default_names) for t in all_tools]
     # model_view_bytes is the project's own measure; the sum of the parts must agree with it.
@@ -223,9 +282,8 @@ async def surface(sandbox: Sandbox) -> list[ToolSize]:
         description = sum(s.description for s in parts)
         schema = sum(s.schema for s in parts)
         boiler = sum(s.boilerplate for s in parts)
-        target = (
-            f"<= {SURFACE_TARGET_BYTES:,}: {mark(total <= SURFACE_TARGET_BYTES)}" if chosen else "-"
-        )
+        limit = SURFACE_TARGET_BYTES if chosen else FULL_SURFACE_TARGET_BYTES
+        target = f"<= {limit:,}: {mark(total <= limit)}"
         rows.append(
             [
                 label,
@@ -294,7 +352,7 @@ async def surface(sandbox: Sandbox) -> list[ToolSize]:
         ],
         per_tool,
     )
-    return sizes
+    return sizes, default_listed
 
 
 # --- answers -------------------------------------------------------------------------------------
@@ -491,7 +549,7 @@ async def answers(sandbox: Sandbox) -> list[tuple[str, bool]]:
 async def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     sandbox = Sandbox(manual_clock=True)
-    sizes = await surface(sandbox)
+    sizes, listed = await surface(sandbox)
     verdicts = await answers(sandbox)
     default = [s for s in sizes if s.default]
     surface_bytes = sum(s.total for s in default) + 1 + len(default)
@@ -499,6 +557,15 @@ async def main() -> None:
     print(
         f"- default tool surface <= {SURFACE_TARGET_BYTES:,} bytes: {surface_bytes:,} -> "
         f"{mark(surface_bytes <= SURFACE_TARGET_BYTES)}"
+    )
+    every = sum(s.total for s in sizes) + 1 + len(sizes)
+    print(
+        f"- all tools' surface <= {FULL_SURFACE_TARGET_BYTES:,} bytes: {every:,} -> "
+        f"{mark(every <= FULL_SURFACE_TARGET_BYTES)}"
+    )
+    print(
+        f"- default tools/list, output schemas included, <= {LISTED_TARGET_BYTES:,} bytes: "
+        f"{listed:,} -> {mark(listed <= LISTED_TARGET_BYTES)}"
     )
     missed = [label for label, ok in verdicts if not ok]
     print(

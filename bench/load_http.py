@@ -29,6 +29,13 @@ also has the floor the API sets: the same status GET sent straight to the sandbo
 sequential, `API_FLOOR_REQUESTS` requests), and the sandbox's request log is summed up at the end.
 The server's RSS is then the MCP server's alone (the sandbox's memory is in its own process).
 
+`--workers N` (with `--stateless`, and `--api-latency-ms`, since `--workers` refuses
+`--sandbox`) serves with N worker processes on the one port; `--stateless` alone serves
+Streamable HTTP without sessions. For the ratio to one worker, run it once with `--workers 1`
+and once with `--workers N`, the same other flags. With workers, the CPU time of the whole
+process tree is printed (the workers are the server's children), and the RSS shown is the
+supervisor's plus its workers'.
+
 Each level is repeated (default 3 times); the table shows medians and ratios, and the issue's
 target (p99 at the largest session count at most 10 times the single-session median) is checked.
 Everything is bounded: a count of sessions and calls, a deadline for the whole run, and bounded
@@ -194,11 +201,34 @@ def stop_server(server: ServerProcess) -> int:
 
 
 def rss_kib(pid: int) -> int:
-    """Resident set size of process `pid` in KiB (Linux /proc)."""
-    for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for process {pid}")
+    """Resident set size of process `pid` and its children (workers) in KiB (Linux /proc)."""
+    total = 0
+    for each in (pid, *children_of(pid)):
+        for line in Path(f"/proc/{each}/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    if not total:
+        raise RuntimeError(f"no VmRSS for process {pid}")
+    return total
+
+
+def children_of(pid: int) -> list[int]:
+    """The direct children of `pid` (a supervisor's workers), from /proc."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text(encoding="ascii")
+        found.extend(int(child) for child in text.split())
+    return found
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of `pid` and its live children (Linux /proc)."""
+    total = 0.0
+    for each in (pid, *children_of(pid)):
+        stat = Path(f"/proc/{each}/stat").read_text(encoding="ascii")
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 # --- measuring ------------------------------------------------------------------------------------
@@ -430,6 +460,8 @@ class Report:
     api_latency_ms: int | None = None  # None: the in-process sandbox
     api_floor: Level | None = None
     api_requests: Counter[str] | None = None
+    server_cpu_s: float = 0.0  # the server's process tree, warm-up and baselines included
+    server_calls: int = 0
 
     @property
     def errors(self) -> list[str]:
@@ -450,6 +482,7 @@ async def measure(
     api: SandboxApi | None = None,
 ) -> Report:
     report = Report(command=command, mode=mode)
+    cpu_before = tree_cpu_s(server.pid)
     # Warm-up (imports, first connections, the sandbox's first responses): not measured.
     await run_mcp_level(server.url, 2, 2, mode)
     await run_baseline_level(server.base, 2, 2)
@@ -464,6 +497,13 @@ async def measure(
             report.levels.setdefault(("mcp", n), []).append(
                 await run_mcp_level(server.url, n, calls, mode)
             )
+    report.server_cpu_s = tree_cpu_s(server.pid) - cpu_before
+    report.server_calls = sum(
+        len(level.latencies_s)
+        for (kind, _), runs in report.levels.items()
+        if kind == "mcp"
+        for level in runs
+    )
     if churn_checkpoints:
         report.churn = await churn(server.url, server.pid, churn_checkpoints)
     if api is not None:
@@ -521,6 +561,12 @@ def render(report: Report) -> str:
         )
     repeats = len(next(iter(report.levels.values()))) if report.levels else 0
     out.append(f"\n(medians of {repeats} repetitions per level; calls and errors are totals)")
+    if report.server_calls:
+        out.append(
+            f"server CPU (whole process tree, warm-up and /healthz baselines included): "
+            f"{report.server_cpu_s:.1f} s for {report.server_calls} MCP calls, "
+            f"{report.server_cpu_s * 1000 / report.server_calls:.1f} ms per call"
+        )
     if report.api_floor is not None:
         floor = report.api_floor
         out.append(
@@ -580,11 +626,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--api-latency-ms", type=int, default=0,
                         help="0 (default): in-process sandbox; N > 0: a separate sandbox "
                         "process whose status reads each take N ms more")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=1,
+                        help="server worker processes (needs --stateless and "
+                        "--api-latency-ms > 0; default 1)")  # fmt: skip
+    parser.add_argument("--stateless", action="store_true",
+                        help="serve Streamable HTTP without sessions (--stateless)")  # fmt: skip
     parser.add_argument("--deadline", type=float, default=600.0, help="seconds for everything")
     parser.add_argument("--quick", action="store_true", help="10 sessions x 5 calls, once")
     args = parser.parse_args(argv)
     if not 0 <= args.api_latency_ms <= 600_000:
         parser.error("--api-latency-ms must be between 0 and 600000")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    if args.workers > 1 and not (args.stateless and args.api_latency_ms > 0):
+        parser.error("--workers N needs --stateless and --api-latency-ms > 0 (no --sandbox)")
     if args.quick:
         args.concurrency, args.calls, args.repeats, args.churn = "10", 5, 1, ""
     concurrency = [int(n) for n in args.concurrency.split(",") if n]
@@ -593,7 +648,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     api = start_sandbox(args.api_latency_ms) if args.api_latency_ms > 0 else None
     sandbox_code: int | None = None
     try:
-        server = start_server(api=api)
+        flags = ("--stateless",) if args.stateless else ()
+        if args.workers > 1:
+            flags += ("--workers", str(args.workers))
+        server = start_server(*flags, api=api)
         try:
 
             async def run() -> Report:

@@ -244,6 +244,7 @@ def _serve(
         transport=transport,
         clients=clients,
         policy=policy,
+        request_state_keys=options.request_state_keys,
     )
     logger.info(
         "onepin-mcp %s: %s transport, OnePin at %s, %s",
@@ -294,8 +295,7 @@ def _serve(
             options.host,
         )
     with files_served:
-        serve_http(server, options, sock, keys=keys)
-    return EXIT_OK
+        return serve_http(server, options, sock, keys=keys)
 
 
 def doctor(options: DoctorOptions, env: Mapping[str, str]) -> int:

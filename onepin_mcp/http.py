@@ -16,7 +16,8 @@ container probes have no token).
 
 `serve_http` runs it with uvicorn, with read deadlines on every connection
 (`http_guards.ReadDeadlines`), on a socket bound before uvicorn starts (`serving.bind`), so
-that `--port 0` works and the announced URL is real.
+that `--port 0` works and the announced URL is real; with `--workers N`, in N forked processes
+sharing that socket (`serving.serve_in_workers`).
 
 The refusal to bind beyond loopback without auth happens earlier, in `options`.
 """
@@ -53,10 +54,11 @@ from onepin_mcp.http_guards import (
 )
 from onepin_mcp.options import ServeOptions
 from onepin_mcp.server import OnePinServer
-from onepin_mcp.serving import exit_quietly_on_signals, url_of
+from onepin_mcp.serving import exit_quietly_on_signals, serve_in_workers, url_of
 from onepin_mcp.sessions import (
     SessionAdmission,
     SessionLimits,
+    SessionRoutes,
     StreamableSessions,
     keep_session_ids_out_of_logs,
 )
@@ -113,6 +115,8 @@ def build_app(
             # own limit stays as a backstop.
             max_sessions=limits.total,
         )
+        if options.session_route is not None:
+            app = SessionRoutes(app, options.session_route)
         if not options.stateless:
             app = SessionAdmission(
                 app,
@@ -156,20 +160,38 @@ def serve_http(
     sock: socket.socket,
     *,
     keys: KeyCheck | None = None,
-) -> None:
+) -> int:
     """Serve on `sock` (from `bind`) until SIGINT or SIGTERM; announce the URL on stderr first.
+    Returns the exit status: 0 after a stop by signal.
 
-    `keys` checks callers' keys in passthrough mode (see `build_app`)."""
+    `keys` checks callers' keys in passthrough mode (see `build_app`). With `options.workers`
+    above 1, the app is built once here and served by that many forked processes on the same
+    socket (`serving.serve_in_workers`); options allow it only for stateless Streamable HTTP,
+    where no request depends on the process that answered the one before."""
     app = build_app(server, options, keys=keys)
     keep_session_ids_out_of_logs()
     url = url_of(sock, mcp_path(options))
+    workers = f"; {options.workers} worker processes" if options.workers > 1 else ""
     # Written, not logged: the URL is the command's user interface and must show at any log
     # level (and `--port 0` users need it to connect at all).
     sys.stderr.write(
         f"onepin-mcp: serving MCP over {options.transport} at {url} "
-        f"(auth: {options.auth}; health check: {url_of(sock, HEALTH_PATH)})\n"
+        f"(auth: {options.auth}; health check: {url_of(sock, HEALTH_PATH)}{workers})\n"
     )
     sys.stderr.flush()
+    try:
+        if options.workers > 1:
+            code = serve_in_workers(options.workers, lambda _: _run_uvicorn(app, options, sock))
+        else:
+            _run_uvicorn(app, options, sock)
+            code = 0
+    finally:
+        sock.close()
+    logger.info("onepin-mcp at %s stopped", url)
+    return code
+
+
+def _run_uvicorn(app: ASGIApp, options: ServeOptions, sock: socket.socket) -> None:
     config = uvicorn.Config(
         app,
         # None: uvicorn's loggers propagate to the root handler on stderr set up by the CLI,
@@ -183,12 +205,8 @@ def serve_http(
         # protocols wait for ever on a request that never finishes.
         http=with_deadlines(options.header_timeout_s, options.body_timeout_s),
     )
-    try:
-        with exit_quietly_on_signals():
-            uvicorn.Server(config).run(sockets=[sock])
-    finally:
-        sock.close()
-    logger.info("onepin-mcp at %s stopped", url)
+    with exit_quietly_on_signals():
+        uvicorn.Server(config).run(sockets=[sock])
 
 
 def describe_security(options: ServeOptions) -> str:

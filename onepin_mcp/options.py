@@ -13,6 +13,7 @@ A flag always wins over its environment twin; an empty environment variable coun
 | `--host` | `ONEPIN_MCP_HOST` | 127.0.0.1 |
 | `--port` (0 = any free port) | `ONEPIN_MCP_PORT` | 8000 |
 | `--stateless` / `--no-stateless` (streamable-http) | `ONEPIN_MCP_STATELESS` | off |
+| `--workers N` (processes; stateless streamable-http) | `ONEPIN_MCP_WORKERS` | 1 |
 | `--auth none\\|token\\|passthrough` | `ONEPIN_MCP_AUTH` | token when a token is set, else none |
 | (the token itself; never a flag) | `ONEPIN_MCP_HTTP_TOKEN` | none |
 | `--allowed-host NAME` (repeatable) | `ONEPIN_MCP_ALLOWED_HOSTS` (comma-separated) | none |
@@ -21,6 +22,8 @@ A flag always wins over its environment twin; an empty environment variable coun
 | `--max-sessions N` (open HTTP sessions in all) | `ONEPIN_MCP_MAX_SESSIONS` | 1000 |
 | `--max-sessions-per-key N` (passthrough) | `ONEPIN_MCP_MAX_SESSIONS_PER_KEY` | 16 |
 | `--session-idle-timeout SECONDS` | `ONEPIN_MCP_SESSION_IDLE_TIMEOUT_S` | 1800 |
+| `--session-route NAME` (stateful streamable-http) | `ONEPIN_MCP_SESSION_ROUTE` | none |
+| (replicas' shared key(s) for 2026 questions; no flag) | `ONEPIN_MCP_REQUEST_STATE_KEY` | none |
 | `--key-check-ttl SECONDS` (passthrough) | `ONEPIN_MCP_KEY_CHECK_TTL_S` | 60 |
 | `--toolsets a,b` | `ONEPIN_MCP_TOOLSETS` | the default toolsets |
 | `--tools x,y` | `ONEPIN_MCP_TOOLS` | none |
@@ -71,6 +74,14 @@ DEFAULT_BODY_TIMEOUT_S = 30.0
 DEFAULT_MAX_SESSIONS = 1000
 DEFAULT_MAX_SESSIONS_PER_KEY = 16
 DEFAULT_SESSION_IDLE_TIMEOUT_S = 1800.0
+# A replica's route name, the prefix of every session id it mints (`name.` + the random id), for
+# a balancer that sends each session's requests to its replica: short, and safe in a header and
+# in an nginx map pattern.
+SESSION_ROUTE_FORM = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+# On the 2026-07-28 protocol a question to the user (a confirmation) comes back as the call's
+# result with sealed state, and the client's answer may reach another replica: replicas share
+# the sealing key. AES-256 under a key derived from it: at least 32 characters of randomness.
+MIN_REQUEST_STATE_KEY_CHARS = 32
 # Passthrough: how long OnePin's acceptance of a caller's key is trusted before it is asked again.
 DEFAULT_KEY_CHECK_TTL_S = 60.0
 
@@ -78,6 +89,7 @@ ENV_TRANSPORT = "ONEPIN_MCP_TRANSPORT"
 ENV_HOST = "ONEPIN_MCP_HOST"
 ENV_PORT = "ONEPIN_MCP_PORT"
 ENV_STATELESS = "ONEPIN_MCP_STATELESS"
+ENV_WORKERS = "ONEPIN_MCP_WORKERS"
 ENV_AUTH = "ONEPIN_MCP_AUTH"
 ENV_HTTP_TOKEN = "ONEPIN_MCP_HTTP_TOKEN"  # noqa: S105 - the variable's name, not a secret
 ENV_ALLOWED_HOSTS = "ONEPIN_MCP_ALLOWED_HOSTS"
@@ -86,6 +98,8 @@ ENV_BODY_TIMEOUT = "ONEPIN_MCP_HTTP_BODY_TIMEOUT_S"
 ENV_MAX_SESSIONS = "ONEPIN_MCP_MAX_SESSIONS"
 ENV_MAX_SESSIONS_PER_KEY = "ONEPIN_MCP_MAX_SESSIONS_PER_KEY"
 ENV_SESSION_IDLE_TIMEOUT = "ONEPIN_MCP_SESSION_IDLE_TIMEOUT_S"
+ENV_SESSION_ROUTE = "ONEPIN_MCP_SESSION_ROUTE"
+ENV_REQUEST_STATE_KEY = "ONEPIN_MCP_REQUEST_STATE_KEY"
 ENV_KEY_CHECK_TTL = "ONEPIN_MCP_KEY_CHECK_TTL_S"
 ENV_TOOLSETS = "ONEPIN_MCP_TOOLSETS"
 ENV_TOOLS = "ONEPIN_MCP_TOOLS"
@@ -107,11 +121,13 @@ _HTTP_FLAGS = {
     "host": "--host",
     "port": "--port",
     "stateless": "--stateless",
+    "workers": "--workers",
     "auth": "--auth",
     "allowed_hosts": "--allowed-host",
     "max_sessions": "--max-sessions",
     "max_sessions_per_key": "--max-sessions-per-key",
     "session_idle_timeout_s": "--session-idle-timeout",
+    "session_route": "--session-route",
     "key_check_ttl_s": "--key-check-ttl",
 }
 
@@ -133,6 +149,8 @@ class ServeOptions:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     stateless: bool = False
+    # Processes serving the one bound socket; more than 1 only for stateless Streamable HTTP.
+    workers: int = 1
     auth: AuthMode = "none"
     # Kept out of repr so that logging or printing the options can't reveal it.
     http_token: str | None = field(default=None, repr=False)
@@ -143,6 +161,11 @@ class ServeOptions:
     max_sessions: int = DEFAULT_MAX_SESSIONS
     max_sessions_per_key: int = DEFAULT_MAX_SESSIONS_PER_KEY
     session_idle_timeout_s: float = DEFAULT_SESSION_IDLE_TIMEOUT_S
+    # This replica's name in the session ids it mints (stateful Streamable HTTP), or None.
+    session_route: str | None = None
+    # Keys sealing 2026-era questions' state, shared by replicas (first seals, all unseal); ()
+    # for a key of this process's own. Kept out of repr, as the token is.
+    request_state_keys: tuple[str, ...] = field(default=(), repr=False)
     key_check_ttl_s: float = DEFAULT_KEY_CHECK_TTL_S
     selection: ToolSelection = field(default_factory=ToolSelection)
     log_level: str = "info"
@@ -345,6 +368,14 @@ def _add_http(parser: argparse.ArgumentParser) -> None:
         f"(env {ENV_STATELESS})",
     )
     group.add_argument(
+        "--workers",
+        type=_count,
+        default=argparse.SUPPRESS,
+        metavar="N",
+        help=f"serve with N processes sharing the port, e.g. one per core (env {ENV_WORKERS}; "
+        "default 1); needs --stateless, as a session lives in one process",
+    )
+    group.add_argument(
         "--auth",
         choices=AUTH_MODES,
         default=argparse.SUPPRESS,
@@ -387,6 +418,16 @@ def _add_http(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help=f"streamable-http: close a session after this long without a request (env "
         f"{ENV_SESSION_IDLE_TIMEOUT}; default {DEFAULT_SESSION_IDLE_TIMEOUT_S:g})",
+    )
+    sessions.add_argument(
+        "--session-route",
+        dest="session_route",
+        default=argparse.SUPPRESS,
+        metavar="NAME",
+        help=f"stateful streamable-http behind a balancer that routes by session: this "
+        f"replica's name, put before every session id it mints ('NAME.<random id>'), so the "
+        f"balancer can send each session's requests back to it (env {ENV_SESSION_ROUTE}; "
+        "lowercase letters, digits and '-', up to 32; see deploy/nginx-sessions.conf)",
     )
     sessions.add_argument(
         "--key-check-ttl",
@@ -566,6 +607,10 @@ def _serve_options(
         raise OptionsError("--stateless applies to --transport streamable-http only")
     else:
         stateless = False  # SSE has no stateless mode; the environment twin is not for it
+    workers = _count_option(given, env, "workers", ENV_WORKERS, 1)
+    session_route = _session_route(given, env, transport=transport, stateless=stateless)
+    if workers > 1:
+        _check_workers(workers, transport=transport, stateless=stateless, sandbox=sandbox)
 
     token = _env(env, ENV_HTTP_TOKEN)
     auth = _choice(given, env, "auth", ENV_AUTH, AUTH_MODES, default="token" if token else "none")
@@ -593,6 +638,7 @@ def _serve_options(
         host=host,
         port=port,
         stateless=stateless,
+        workers=workers,
         auth=auth,
         http_token=token if auth == "token" else None,
         allowed_hosts=_allowed_hosts(given, env),
@@ -610,6 +656,8 @@ def _serve_options(
         ),
         session_idle_timeout_s=given.get("session_idle_timeout_s")
         or _env_seconds(env, ENV_SESSION_IDLE_TIMEOUT, DEFAULT_SESSION_IDLE_TIMEOUT_S),
+        session_route=session_route,
+        request_state_keys=_request_state_keys(env),
         key_check_ttl_s=given.get("key_check_ttl_s")
         or _env_seconds(env, ENV_KEY_CHECK_TTL, DEFAULT_KEY_CHECK_TTL_S),
         selection=selection,
@@ -618,6 +666,62 @@ def _serve_options(
         sandbox_speed=speed,
         policy=policy,
     )
+
+
+def _check_workers(workers: int, *, transport: Transport, stateless: bool, sandbox: bool) -> None:
+    """Several worker processes only where any process can answer any request."""
+    if transport != "streamable-http" or not stateless:
+        raise OptionsError(
+            f"--workers {workers} needs --transport streamable-http --stateless: a session "
+            "(SSE or stateful Streamable HTTP) lives in the one process that opened it, and "
+            "the next request may reach another. For sessions on several processes, run "
+            "replicas behind a proxy that routes by Mcp-Session-Id (see docs/deployment.md)"
+        )
+    if sandbox:
+        raise OptionsError(
+            f"--workers {workers} can't be used with --sandbox: each worker would hold its own "
+            "sandbox, and a run started through one would be unknown to the others. Run "
+            "`onepin-mcp sandbox` as its own process and point ONEPIN_BASE_URL at it instead"
+        )
+
+
+def _session_route(
+    given: Mapping[str, Any], env: Mapping[str, str], *, transport: Transport, stateless: bool
+) -> str | None:
+    """The replica's route name: only where there are session ids to carry it."""
+    raw = given["session_route"] if "session_route" in given else _env(env, ENV_SESSION_ROUTE)
+    if raw is None:
+        return None
+    route = str(raw).strip()
+    if not SESSION_ROUTE_FORM.fullmatch(route):
+        raise OptionsError(
+            f"--session-route ({ENV_SESSION_ROUTE}) must be 1 to 32 lowercase letters, digits "
+            f"or '-', starting with a letter or digit, e.g. 'a' or 'mcp-1'; got {route!r}"
+        )
+    if transport != "streamable-http" or stateless:
+        raise OptionsError(
+            "--session-route names the replica in the session ids it mints: it needs "
+            "--transport streamable-http with sessions (not --stateless)"
+        )
+    return route
+
+
+def _request_state_keys(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The shared sealing keys, comma-separated (a rotation ring: the first seals)."""
+    raw = _env(env, ENV_REQUEST_STATE_KEY)
+    if raw is None:
+        return ()
+    keys = tuple(key.strip() for key in raw.split(","))
+    if any(len(key) < MIN_REQUEST_STATE_KEY_CHARS for key in keys):
+        # The text never quotes a key: it is a secret.
+        raise OptionsError(
+            f"{ENV_REQUEST_STATE_KEY}: each key must be at least {MIN_REQUEST_STATE_KEY_CHARS} "
+            "characters of randomness (e.g. from `openssl rand -hex 32`), comma-separated "
+            "when rotating"
+        )
+    if len(set(keys)) != len(keys):
+        raise OptionsError(f"{ENV_REQUEST_STATE_KEY}: a key is listed twice")
+    return keys
 
 
 def _write_policy(given: Mapping[str, Any], env: Mapping[str, str]) -> WritePolicy:

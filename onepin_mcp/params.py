@@ -22,51 +22,43 @@ class ListedBy:
     tool: str
 
 
-WorkflowId = Annotated[
-    str, Field(description="workflow UUID, from list_workflows"), ListedBy("list_workflows")
-]
-RunId = Annotated[
-    str, Field(description="run UUID, from list_runs or start_run"), ListedBy("list_runs")
-]
+WorkflowId = Annotated[str, Field(description="from list_workflows"), ListedBy("list_workflows")]
+RunId = Annotated[str, Field(description="from list_runs or start_run"), ListedBy("list_runs")]
 # The run control tools act on a workflow's one active run when no run is named.
 ActiveRunId = Annotated[
     str | None,
-    Field(description="run UUID, from list_runs or start_run; omit for the workflow's active run"),
+    Field(description="from list_runs or start_run; omit for the active run"),
     ListedBy("list_runs"),
 ]
-AudioId = Annotated[
-    str, Field(description="16 hex, from get_run_data cards"), ListedBy("get_run_data")
-]
+AudioId = Annotated[str, Field(description="16 hex, from get_run_data"), ListedBy("get_run_data")]
 
 # The optional ids below filter or narrow a call, so their descriptions say what they narrow to.
 NodeFilter = Annotated[
     str | None,
-    Field(description="only this node's steps (ids from get_workflow)"),
+    Field(description="only this node's; from get_workflow"),
     ListedBy("get_workflow"),
 ]
 OutputNodeChoice = Annotated[
     str | None,
-    Field(description="one output node's ZIP (node ids from get_run_results)"),
+    Field(description="one output node's ZIP; from get_run_results"),
     ListedBy("get_run_results"),
 ]
 ClipChoice = Annotated[
     str | None,
-    Field(description="one clip (16 hex; audio_id from get_run_data)"),
+    Field(description="one clip; from get_run_data"),
     ListedBy("get_run_data"),
 ]
 
 # Paging: every paged result carries `next_offset`, the offset of the next page.
-Offset = Annotated[int, Field(ge=0, description="rows to skip (next_offset of a page)")]
-Limit = Annotated[int, Field(ge=1, le=100, description="rows per page")]
+Offset = Annotated[int, Field(ge=0, description="a page's next_offset")]
+Limit = Annotated[int, Field(ge=1, le=100, description="page size")]
 
 # A time range over runs' creation times, bounds included. Aware datetimes only: a time without
 # an offset is refused (with a message naming the parameter) rather than guessed to be UTC.
 FromTime = Annotated[
-    AwareDatetime | None, Field(description="runs created at or after, ISO 8601 with offset")
+    AwareDatetime | None, Field(description="created at or after; ISO 8601 with offset")
 ]
-ToTime = Annotated[
-    AwareDatetime | None, Field(description="runs created at or before, ISO 8601 with offset")
-]
+ToTime = Annotated[AwareDatetime | None, Field(description="created at or before")]
 
 
 def listed_by(annotation: Any) -> str | None:

@@ -9,7 +9,7 @@ this turns it into a `ToolError` whose text is what the model reads.
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,6 +21,7 @@ from mcp.server.context import HandlerResult, ServerRequestContext
 from mcp.server.lowlevel.server import RequestHandler
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.request_state import RequestStateSecurity
 from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.types import (
     CallToolResult,
@@ -148,10 +149,15 @@ def _invalid_arguments(tool: str, error: ValidationError, limit: int = 5) -> str
 
 # Keys of these schema keywords are names chosen by us, not schema keywords.
 _NAME_MAPS = ("properties", "$defs", "definitions", "patternProperties")
+# A branch carrying one of these can't take "null" into a `type` list without changing what it
+# accepts, so its `anyOf` with null stays as it is.
+_NOT_MERGEABLE = ("$ref", "anyOf", "oneOf", "allOf", "not", "const", "if")
+_DEFS_PREFIX = "#/$defs/"
 
 
 def lean_schema(schema: Any) -> Any:
-    """A JSON Schema without generated `title`s and without `"default": null`; the same
+    """A JSON Schema without generated `title`s and `"default": null`, and with
+    `anyOf: [X, {"type": "null"}]` written as X with `"null"` in its `type` list; the same
     validation, fewer bytes."""
     if isinstance(schema, list):
         return [lean_schema(item) for item in schema]
@@ -167,7 +173,159 @@ def lean_schema(schema: Any) -> Any:
             lean[key] = {name: lean_schema(sub) for name, sub in value.items()}
         else:
             lean[key] = lean_schema(value)
+    return _null_in_type(lean)
+
+
+def _null_in_type(node: dict[str, Any]) -> dict[str, Any]:
+    """`{"anyOf": [X, {"type": "null"}]}` as `{**X, "type": [X's type, "null"]}` when X is a
+    plain typed schema: 30-odd bytes less per optional field. Keywords such as `format`,
+    `maxLength` or `items` only constrain values of their own type, so null stays accepted;
+    an `enum` gets null added."""
+    branches = node.get("anyOf")
+    if not isinstance(branches, list) or len(branches) != 2 or {"type": "null"} not in branches:
+        return node
+    other = branches[0] if branches[1] == {"type": "null"} else branches[1]
+    if (
+        not isinstance(other, dict)
+        or not isinstance(other.get("type"), str)
+        or any(key in other for key in _NOT_MERGEABLE)
+        or any(key in node for key in other)
+    ):
+        return node
+    merged = {key: value for key, value in node.items() if key != "anyOf"}
+    merged.update(other)
+    merged["type"] = [other["type"], "null"]
+    if isinstance(other.get("enum"), list):
+        merged["enum"] = [*other["enum"], None]
+    return merged
+
+
+def lean_output_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """An output schema as lean as `lean_schema` makes inputs, and more: no `default`s at all
+    (they annotate, never validate, and an answer always carries a field whose default isn't
+    null), objects not marked closed, no null where a view leaves the field out instead, and
+    each `$defs` entry used once written in place of its `$ref`. Definitions used twice or more
+    stay shared (each tool's schema stands alone, so that is within one tool).
+    The root keeps its title: clients and code generators name the result type by it."""
+    title = schema.get("title")
+    lean = _without_type_docs(schema)
+    lean = _inline_single_use_defs(_without_defaults(_never_null_when_absent(lean)))
+    lean = lean_schema(lean)
+    return {"title": title, **lean} if isinstance(title, str) else lean
+
+
+def _without_type_docs(schema: dict[str, Any]) -> dict[str, Any]:
+    """The root and each definition without their `description`: those are the views' class
+    docstrings, written for readers of the code. What a field means is in the field's own
+    description, which sits beside its `$ref` and stays."""
+    defs = {
+        name: {key: value for key, value in body.items() if key != "description"}
+        for name, body in schema.get("$defs", {}).items()
+    }
+    root = {key: value for key, value in schema.items() if key != "description"}
+    return {**root, "$defs": defs} if defs else root
+
+
+def _never_null_when_absent(schema: Any) -> Any:
+    """Fields that default to null without the null: every view leaves such a field out while
+    it is null (`views.View`), so an answer never carries it as null, and "null" in its type
+    only costs bytes. Required fields keep theirs (a `next_offset` of null means "no more")."""
+    if isinstance(schema, list):
+        return [_never_null_when_absent(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    lean: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "properties" and isinstance(value, dict):
+            lean[key] = {
+                name: _without_null(_never_null_when_absent(sub))
+                if isinstance(sub, dict) and "default" in sub and sub["default"] is None
+                else _never_null_when_absent(sub)
+                for name, sub in value.items()
+            }
+        elif key in _NAME_MAPS and isinstance(value, dict):
+            lean[key] = {name: _never_null_when_absent(sub) for name, sub in value.items()}
+        else:
+            lean[key] = _never_null_when_absent(value)
     return lean
+
+
+def _without_null(field: dict[str, Any]) -> dict[str, Any]:
+    branches = field.get("anyOf")
+    if isinstance(branches, list) and {"type": "null"} in branches:
+        kept = [branch for branch in branches if branch != {"type": "null"}]
+        rest = {key: value for key, value in field.items() if key != "anyOf"}
+        if len(kept) == 1 and isinstance(kept[0], dict) and not set(kept[0]) & set(rest):
+            return {**rest, **kept[0]}
+        return {**rest, "anyOf": kept}
+    return field
+
+
+def _without_defaults(schema: Any) -> Any:
+    """No `default`s, and no `"additionalProperties": false`: the views refuse extra fields
+    when the server builds them; a client reading an answer gains nothing from being told."""
+    if isinstance(schema, list):
+        return [_without_defaults(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    return {
+        key: (
+            {name: _without_defaults(sub) for name, sub in value.items()}
+            if key in _NAME_MAPS and isinstance(value, dict)
+            else _without_defaults(value)
+        )
+        for key, value in schema.items()
+        if key != "default" and not (key == "additionalProperties" and value is False)
+    }
+
+
+def _ref_counts(schema: Any, counts: dict[str, int]) -> dict[str, int]:
+    if isinstance(schema, list):
+        for item in schema:
+            _ref_counts(item, counts)
+    elif isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith(_DEFS_PREFIX):
+            name = ref.removeprefix(_DEFS_PREFIX)
+            counts[name] = counts.get(name, 0) + 1
+        for value in schema.values():
+            _ref_counts(value, counts)
+    return counts
+
+
+def _inline_single_use_defs(schema: dict[str, Any]) -> dict[str, Any]:
+    defs: dict[str, Any] = schema.get("$defs", {})
+    counts = _ref_counts(schema, {})
+    # A definition that refers to itself is recursive and can't be written out in place.
+    single = {
+        name
+        for name, count in counts.items()
+        if count == 1 and name in defs and name not in _ref_counts(defs[name], {})
+    }
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.removeprefix(_DEFS_PREFIX) in single:
+            siblings = {key: inline(value) for key, value in node.items() if key != "$ref"}
+            # The field's own keywords (its description) win over the definition's.
+            return {**inline(defs[ref.removeprefix(_DEFS_PREFIX)]), **siblings}
+        return {
+            key: (
+                {name: inline(sub) for name, sub in value.items()}
+                if key in _NAME_MAPS and isinstance(value, dict)
+                else inline(value)
+            )
+            for key, value in node.items()
+            if key != "$defs"
+        }
+
+    lean = inline(schema)
+    shared = {name: inline(body) for name, body in defs.items() if name not in single}
+    return {"$defs": shared, **lean} if shared else lean
 
 
 ClientFactory = Any  # a callable (settings) -> ClientProvider; kept loose for transports
@@ -182,11 +340,14 @@ def create_server(
     clients: ClientFactory | None = None,
     clock: Clock | None = None,
     policy: WritePolicy | None = None,
+    request_state_keys: Sequence[str] = (),
 ) -> OnePinServer:
     """Build the server. `transport` and `retry` reach the OnePin client (tests, `--sandbox`);
     `clients`, given, builds the client provider instead (HTTP passthrough mode); `clock` is
     what waits and watchers sleep on (tests drive the sandbox clock with it); `policy` guards
-    writes (budget cap, confirmation, audit)."""
+    writes (budget cap, confirmation, audit); `request_state_keys`, given, seal the state of
+    2026-era questions (confirmations) so that any replica holding them can take the answer
+    (none: a key of this process's own, as the SDK does by default)."""
     chosen = selection or ToolSelection()
     enabled, _ = resolve_selection(chosen)
 
@@ -219,6 +380,9 @@ def create_server(
         website_url="https://onepin.ai",
         lifespan=lifespan,
         subscriptions=bus,
+        request_state_security=(
+            RequestStateSecurity(keys=list(request_state_keys)) if request_state_keys else None
+        ),
         # The run viewer's ui:// page, and the extension advertised in the capabilities.
         extensions=[viewer_extension()],
     )
@@ -235,6 +399,10 @@ def create_server(
     # Id" for workflow_id) and `"default": null` repeat what the names and `required` say.
     for tool in registered_tools(server):
         tool.parameters = lean_schema(tool.parameters)
+        # The output schema is what `tools/list` carries most of; the SDK validates results
+        # against the view model, not this schema, so leaning it changes no answer.
+        if tool.fn_metadata.output_schema is not None:
+            tool.fn_metadata.output_schema = lean_output_schema(tool.fn_metadata.output_schema)
     wrap_request_handler(server, "tools/list", _pointing_to_viewer)
     register_resources(server)
     register_prompts(server)

@@ -17,6 +17,12 @@ kept out of the log.
   session registry (so a session that ended by DELETE, idle expiry or crash is never counted
   twice or forgotten), plus the opening requests still in flight. An SSE session lives exactly
   as long as its GET stream, so it is counted for the duration of that request.
+* **Which replica.** Behind a balancer that routes each session to its own replica,
+  `SessionRoutes` makes the ids this replica hands out name it: `ROUTE.` + the SDK's id (its
+  random part untouched: the 122 random bits of a uuid4), so the balancer reads the replica
+  from the id (`deploy/nginx-sessions.conf`). On the way in the prefix is taken off again; an
+  id without it, from another replica or made up, reaches the SDK as one it never minted, and
+  is answered exactly as any unknown session (404).
 * **Ids out of the log.** The SDK logs session ids at INFO and WARNING (a new session, an
   unknown or foreign one, its end); uvicorn's access line carries SSE's `?session_id=`. Anyone
   who can read the log could then try the id. `keep_session_ids_out_of_logs` demotes those
@@ -261,6 +267,59 @@ class SessionAdmission:
         if self.transport == "sse":
             return MAX_RETRY_AFTER_S
         return max(1, min(MAX_RETRY_AFTER_S, math.ceil(self.limits.idle_timeout_s)))
+
+
+# --- which replica ------------------------------------------------------------------------------
+
+# What an id that doesn't carry this replica's route becomes on its way to the SDK: the SDK's
+# ids are hex digits only, so one starting with this can never be found (and is answered 404).
+_NOT_MINTED_HERE = b"!"
+
+
+class SessionRoutes:
+    """ASGI layer (stateful Streamable HTTP): session ids carry this replica's route name.
+
+    The SDK mints and looks up its own ids; this layer only rewrites the `Mcp-Session-Id`
+    header, adding `route.` to every answer that names a session and taking it off every
+    request that presents one. Nothing private of the SDK is touched, and a request whose id
+    does not start with this replica's route is passed on with an id the SDK cannot know, so
+    it takes the SDK's own unknown-session path (the same 404, body and headers, as any id
+    nobody minted, or another caller's).
+    """
+
+    def __init__(self, app: ASGIApp, route: str) -> None:
+        self.app = app
+        self.prefix = f"{route}.".encode("ascii")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = scope.get("headers", ())
+        if any(name == SESSION_ID_HEADER for name, _ in headers):
+            scope = dict(scope)
+            scope["headers"] = [
+                (name, self._inward(bytes(value)) if name == SESSION_ID_HEADER else value)
+                for name, value in headers
+            ]
+
+        async def outward(message: Message) -> None:
+            if message["type"] == "http.response.start" and any(
+                name.lower() == SESSION_ID_HEADER for name, _ in message.get("headers", ())
+            ):
+                message = dict(message)
+                message["headers"] = [
+                    (name, self.prefix + value if name.lower() == SESSION_ID_HEADER else value)
+                    for name, value in message["headers"]
+                ]
+            await send(message)
+
+        await self.app(scope, receive, outward)
+
+    def _inward(self, value: bytes) -> bytes:
+        if value.startswith(self.prefix):
+            return value[len(self.prefix) :]
+        return _NOT_MINTED_HERE + value
 
 
 # --- ids out of the log -------------------------------------------------------------------------

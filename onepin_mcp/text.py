@@ -127,9 +127,13 @@ def _merged(points: list[int]) -> list[tuple[int, int]]:
 # planes 2 and 3 hold ideographs, 15 and 16 private use), so scanning the first two planes finds
 # them all in about ten milliseconds, where the whole code space would take a tenth of a second.
 # The scan runs on first use rather than at import, to keep it off the server's cold start
-# (nothing before the first tool result cleans text). tests/test_text.py checks every format
-# character of all seventeen planes.
+# (nothing before the first tool result cleans non-ASCII text). tests/test_text.py checks every
+# format character of all seventeen planes.
 _SCANNED_PLANES_END: Final = 0x20000
+# What the scan finds below U+0080: the C0 controls but tab and newline, and DEL (ASCII has no
+# format characters or surrogates). Log lines are ASCII as a rule, and the first of them is
+# written before the server answers anything: with this they never wait for the scan.
+_ASCII_DROPPABLE: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
 
 
 @functools.cache
@@ -180,7 +184,7 @@ def is_pictographic(char: str) -> bool:
 def _strip(value: str) -> str:
     if value.isascii():
         # The common case, and only controls can hide in ASCII.
-        return _droppable().sub("", value)
+        return _ASCII_DROPPABLE.sub("", value)
     text = _SEPARATORS.sub("\n", _droppable().sub("", value))
     return _judge_conditional(text)
 

@@ -181,7 +181,7 @@ SERVER_STACK: dict[int, dict[str, str]] = {
         "params.py": "the parameters tools share (ids, offsets, limits), each defined once",
         "serving.py": (
             "an ASGI app on a real socket with uvicorn, bound before it is announced; "
-            "SIGINT/SIGTERM stop it"
+            "SIGINT/SIGTERM stop it; N forked workers on that one socket, supervised"
         ),
         "text.py": (
             "clean_text: the one cleaner for untrusted text on every surface; clean_json and "

@@ -27,7 +27,9 @@ from onepin_mcp.options import (
     ENV_CONFIRM,
     ENV_HTTP_TOKEN,
     ENV_LOG_LEVEL,
+    ENV_REQUEST_STATE_KEY,
     ENV_TRANSPORT,
+    ENV_WORKERS,
     LOG_LEVELS,
     TRANSPORTS,
     ServeOptions,
@@ -48,7 +50,7 @@ SCHEMA = ROOT / "tests" / "schemas" / "mcp-registry-server-2025-12-11.schema.jso
 # (so that a prose mention such as "ONEPIN_MCP_*" is not taken for a variable).
 VARIABLE = re.compile(r"ONEPIN_[A-Z0-9_]*[A-Z0-9]")
 TEMPLATE = re.compile(r"\{([^{}]+)\}")
-SECRETS = {ENV_API_KEY, ENV_HTTP_TOKEN}
+SECRETS = {ENV_API_KEY, ENV_HTTP_TOKEN, ENV_REQUEST_STATE_KEY}
 
 
 def environment_variables_read_by_the_code() -> set[str]:
@@ -82,13 +84,20 @@ def _variables() -> dict[str, dict[str, Any]]:
     return {variable["name"]: variable for variable in listed}
 
 
+# Variables refused outside stateless Streamable HTTP.
+ONLY_STATELESS = frozenset({ENV_WORKERS})
+
+
 def _effect(env: Mapping[str, str]) -> tuple[object, ...]:
     """What `env` makes the server do, served over stdio and over Streamable HTTP (the tool
     selection as the tools it resolves to), and the OnePin settings. Raises what the code
     raises for a value it refuses."""
     effects: list[object] = []
-    for argv in ([], ["--transport", "streamable-http"]):
-        options = parse_command(argv, env)
+    stateless = ["--transport", "streamable-http", "--stateless"]
+    for argv in ([], ["--transport", "streamable-http"], stateless):
+        # A variable refused outside one HTTP mode is left out of the others.
+        applies = {n: v for n, v in env.items() if n not in ONLY_STATELESS or argv == stateless}
+        options = parse_command(argv, applies)
         assert isinstance(options, ServeOptions)
         enabled, refused = resolve_selection(options.selection)
         effects.append(
@@ -180,7 +189,7 @@ def test_every_variable_is_described_with_whether_it_is_required_or_secret() -> 
         assert variable.get("format") in {"string", "number", "boolean", "filepath"}, name
 
 
-def test_only_the_api_key_and_the_http_token_are_secret() -> None:
+def test_only_the_api_key_the_http_token_and_the_request_state_key_are_secret() -> None:
     secret = {name for name, variable in _variables().items() if variable["isSecret"]}
     assert secret == SECRETS
 

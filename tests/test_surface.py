@@ -99,7 +99,7 @@ async def test_every_description_is_short_and_every_parameter_is_described() -> 
             assert schema.get("description"), f"{tool.name}.{name} has no description"
 
 
-def test_lean_schemas_drop_generated_titles_and_null_defaults_but_keep_names() -> None:
+def test_lean_schemas_drop_generated_titles_and_null_defaults_and_fold_null_into_type() -> None:
     from onepin_mcp.server import lean_schema
 
     schema = {
@@ -109,6 +109,8 @@ def test_lean_schemas_drop_generated_titles_and_null_defaults_but_keep_names() -
             "title": {"title": "Title", "type": "string"},
             "limit": {"title": "Limit", "type": "integer", "default": 20},
             "search": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None},
+            "order": {"anyOf": [{"enum": ["asc", "desc"], "type": "string"}, {"type": "null"}]},
+            "run": {"anyOf": [{"$ref": "#/$defs/Run"}, {"type": "null"}]},
         },
         "required": ["title"],
     }
@@ -117,7 +119,9 @@ def test_lean_schemas_drop_generated_titles_and_null_defaults_but_keep_names() -
         "properties": {
             "title": {"type": "string"},
             "limit": {"type": "integer", "default": 20},
-            "search": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+            "search": {"type": ["string", "null"]},
+            "order": {"enum": ["asc", "desc", None], "type": ["string", "null"]},
+            "run": {"anyOf": [{"$ref": "#/$defs/Run"}, {"type": "null"}]},
         },
         "required": ["title"],
     }

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from onepin_mcp import text as text_module
 from onepin_mcp.text import (
     ELLIPSIS,
     MAX_NAME_CHARS,
@@ -168,6 +169,28 @@ def test_hangul_fillers_are_removed_and_korean_stays() -> None:
     for filler in HANGUL_FILLERS:
         assert clean_text(f"한{filler}국{filler * 5}어") == "한국어", f"U+{ord(filler):04X}"
     assert clean_text("\u3164" * 20) == ""  # a name that looks empty is empty
+
+
+def test_every_ascii_character_is_cleaned_as_the_unicode_table_says() -> None:
+    # ASCII text skips the table built from the Unicode database; all 128 code points, alone and
+    # between letters, must come out as the table would make them.
+    table = text_module._droppable()
+    for cp in range(128):
+        char = chr(cp)
+        assert clean_text(f"a{char}b") == table.sub("", f"a{char}b"), f"U+{cp:04X}"
+
+
+def test_ascii_text_is_cleaned_without_scanning_the_unicode_database() -> None:
+    # The scan of two planes takes milliseconds; the first log line of a start is ASCII and is
+    # written before the server answers anything, so it must not wait for it.
+    text_module._droppable.cache_clear()
+    try:
+        assert clean_line("2026-01-01 WARNING onepin_mcp: no key\x1b[0m") == (
+            "2026-01-01 WARNING onepin_mcp: no key[0m"
+        )
+        assert text_module._droppable.cache_info().currsize == 0
+    finally:
+        text_module._droppable()
 
 
 def test_line_and_paragraph_separators_become_newlines() -> None:

@@ -12,8 +12,7 @@ from onepin_mcp.views.account import AccountView
 
 
 async def get_account(ctx: Context[AppState, Any]) -> AccountView:
-    """Who the configured OnePin key belongs to: user, workspace, scopes and credit balance.
-    Call first to check access, or before starting billable runs."""
+    """The key's user, workspace, scopes and credit balance. Call first to check access."""
     client = onepin(ctx)
     return AccountView.of(await client.whoami(), await client.get_credits())
 

@@ -270,8 +270,7 @@ async def start_run(
     script_text: Annotated[
         str | None,
         Field(
-            description="Replaces the saved script for this run only, one line per utterance "
-            "(needs exactly one script node). Omit to run the saved script.",
+            description="replaces the saved script, a line per utterance; needs one script node",
             min_length=1,
             max_length=MAX_SCRIPT_CHARS,
         ),
@@ -279,7 +278,7 @@ async def start_run(
     source_language: Annotated[
         str | None,
         Field(
-            description="Language of script_text, e.g. en-us. Omit to auto-detect.",
+            description="of script_text, e.g. en-us; omit to detect",
             pattern=LANGUAGE_PATTERN,
             max_length=35,
         ),
@@ -289,14 +288,12 @@ async def start_run(
         Field(
             ge=0,
             le=MAX_START_WAIT_S,
-            description="Seconds to wait for the run to finish before returning (0 = return at "
-            "once); done says whether it did.",
+            description="wait this long for the end; done says if it came",
         ),
     ] = 0,
 ) -> RunControlView:
-    """Start a run of a workflow. Billable: previewed first and refused over the server's
-    budget cap or the balance. Sent at most once, never retried; one run per workflow may be
-    active. Follow the new run with wait_for_run."""
+    """Start a run. Billable: refused over the budget cap or balance; sent once, never
+    retried; one active run per workflow. Then wait_for_run."""
     state = ctx.request_context.lifespan_context
     client = onepin(ctx)
     async with confirmed_write(
@@ -347,9 +344,7 @@ async def cancel_run(
     confirmation: Annotated[Outcome, Resolve(_ASK_CANCEL)],
     run_id: ActiveRunId = None,
 ) -> RunControlView:
-    """Cancel a pending, running or paused run, for good (it cannot be resumed); without
-    run_id, the workflow's active run. A finished run is returned unchanged, with
-    changed=false."""
+    """Cancel a run for good (no resume). A finished run comes back with changed=false."""
     client = onepin(ctx)
     async with _acting_on(ctx, confirmation, "cancel", workflow_id, target) as run_id:
         # Read first: an already finished run is the answer (nothing to do), and only the state
@@ -373,14 +368,12 @@ async def pause_run(
         Field(
             ge=0,
             le=MAX_START_WAIT_S,
-            description="Seconds to wait until it is paused (0 = return at once), so that "
-            "resume_run can follow; next says whether it was.",
+            description="wait this long until paused; next says if it was",
         ),
     ] = 0,
 ) -> RunControlView:
-    """Pause a pending or running run (without run_id, the workflow's active run): the steps
-    under way finish first, then it stays paused until resume_run. A run already paused or
-    pausing is returned unchanged."""
+    """Pause a run: steps under way finish, then it waits for resume_run. Already paused or
+    pausing: unchanged."""
     client = onepin(ctx)
     async with _acting_on(ctx, confirmation, "pause", workflow_id, target) as run_id:
         run = await client.get_run_status(workflow_id, run_id)
@@ -415,8 +408,7 @@ async def resume_run(
     confirmation: Annotated[Outcome, Resolve(_ASK_RESUME)],
     run_id: ActiveRunId = None,
 ) -> RunControlView:
-    """Resume a paused run from its last finished step (nothing is redone); without run_id,
-    the workflow's paused run. Only paused runs can be resumed; follow it with wait_for_run."""
+    """Resume a paused run from its last finished step. Then wait_for_run."""
     client = onepin(ctx)
     async with _acting_on(ctx, confirmation, "resume", workflow_id, target) as run_id:
         run = await _sent(client, "resume", workflow_id, run_id)

@@ -55,21 +55,19 @@ async def list_runs(
     workflow_id: WorkflowId,
     status: Annotated[
         Annotated[list[RunStatus], Field(min_length=1)] | None,
-        Field(description="only runs in any of these states, e.g. [running, paused]"),
+        Field(description="any of these, e.g. [running, paused]"),
     ] = None,
     sort: Annotated[RunSortField | None, Field(description="default created_at")] = None,
-    order: Annotated[SortOrder | None, Field(description="default desc (newest first)")] = None,
+    order: Annotated[SortOrder | None, Field(description="default desc")] = None,
     search: Annotated[
-        str | None, Field(description="name or email of who started the run", max_length=100)
+        str | None, Field(description="starter's name or email", max_length=100)
     ] = None,
     from_time: FromTime = None,
     to_time: ToTime = None,
     offset: Offset = 0,
     limit: Limit = 20,
 ) -> RunList:
-    """A workflow's runs, newest first: status, progress, credits, who started them.
-    Filter by status to find the active run (pending, running, paused), or by creation time
-    with from_time/to_time."""
+    """A workflow's runs, newest first: status, progress, credits, starter."""
     if from_time is not None or to_time is not None:
         _check_range(from_time, to_time)
         if sort not in (None, "created_at"):
@@ -104,8 +102,8 @@ async def list_runs(
 async def get_run_status(
     ctx: Context[AppState, Any], workflow_id: WorkflowId, run_id: RunId
 ) -> RunStatusView:
-    """One cheap check of a run: state, progress, timing, error or pause reason, and `next`
-    (what to call next). To wait for the end, use wait_for_run instead of calling this in a loop."""
+    """A run's state, progress, timing, error and `next` (what to call next). To wait, use
+    wait_for_run, not a loop of this."""
     return RunStatusView.of(await onepin(ctx).get_run_status(workflow_id, run_id))
 
 
@@ -113,12 +111,9 @@ async def get_run(
     ctx: Context[AppState, Any],
     workflow_id: WorkflowId,
     run_id: RunId,
-    include_definition: Annotated[
-        bool, Field(description="add the graph exactly as this run executed it")
-    ] = False,
+    include_definition: Annotated[bool, Field(description="add the graph as it ran")] = False,
 ) -> RunRecordView:
-    """A run's full record: credits charged, cost units, usage, who started it, timing and
-    error; optionally the definition snapshot it ran."""
+    """A run's full record: credits, cost units, usage, starter, timing, error."""
     run = await onepin(ctx).get_run(workflow_id, run_id)
     return RunRecordView.of(run, include_definition=include_definition)
 
@@ -167,12 +162,12 @@ async def wait_for_run(
         Field(
             ge=1,
             le=MAX_WAIT_S,
-            description="stop waiting after this many seconds; clients often cap a call at 60 s",
+            description="clients often cap a call at 60 s",
         ),
     ] = DEFAULT_WAIT_S,
 ) -> RunWaitView:
-    """Wait until a run finishes or pauses, sending progress notifications; returns its state.
-    done=false with a paused run says why; otherwise time ran out: call again."""
+    """Wait until a run finishes or pauses, with progress. done=false: paused (it says why)
+    or time ran out (call again)."""
     notifier = ProgressNotifier(ctx.report_progress)
     state, _, waited_s = await wait_until_settled(
         onepin(ctx),
@@ -189,18 +184,13 @@ async def get_run_steps(
     ctx: Context[AppState, Any],
     workflow_id: WorkflowId,
     run_id: RunId,
-    failed_only: Annotated[bool, Field(description="only steps whose status is failed")] = False,
+    failed_only: Annotated[bool, Field(description="only failed steps")] = False,
     node_id: NodeFilter = None,
-    node_type: Annotated[
-        str | None, Field(description="only this node type, e.g. validator_pronunciation")
-    ] = None,
-    tail: Annotated[int | None, Field(ge=1, le=200, description="only the last N steps")] = None,
-    include_result: Annotated[
-        bool, Field(description="add each step's output (trimmed); larger answers")
-    ] = False,
+    node_type: Annotated[str | None, Field(description="e.g. validator_pronunciation")] = None,
+    tail: Annotated[int | None, Field(ge=1, le=200, description="only the last N")] = None,
+    include_result: Annotated[bool, Field(description="add each step's output (trimmed)")] = False,
 ) -> StepsView:
-    """A run's step log in execution order (one step per node execution, retries included),
-    with errors. For a failed run, failed_only=true shows what failed and why."""
+    """A run's step log (retries included), with errors; failed_only shows what failed."""
     steps = await onepin(ctx).get_run_steps(
         workflow_id,
         run_id,
@@ -218,14 +208,12 @@ async def get_run_results(
     view: Annotated[
         Literal["overview", "analysis", "outputs"],
         Field(
-            description="overview: metrics, validator scores, audio per language; analysis: "
-            "scores per locale, delivered vs replaced audio, credits per node; outputs: each "
-            "output node's lines and clip ids"
+            description="overview: metrics, scores, audio; analysis: per locale, credits per "
+            "node; outputs: output nodes' lines, clip ids"
         ),
     ] = "overview",
 ) -> RunResultsView:
-    """What a run produced and how good it is, in one of three views. Per-line detail is in
-    get_run_data."""
+    """What a run produced and how good it is. Per-line detail: get_run_data."""
     client = onepin(ctx)
     if view == "analysis":
         return RunResultsView.of_analysis(
@@ -245,20 +233,18 @@ async def get_run_data(
     workflow_id: WorkflowId,
     run_id: RunId,
     search: Annotated[
-        str | None, Field(description="only lines whose script contains this text", max_length=200)
+        str | None, Field(description="text in the line's script", max_length=200)
     ] = None,
     language: Annotated[
         str | None,
-        Field(description="only cards of this locale, e.g. ko-kr (lines are kept)", max_length=35),
+        Field(description="only cards of this locale, e.g. ko-kr", max_length=35),
     ] = None,
-    include_dropped: Annotated[
-        bool, Field(description="add takes a validator rejected, as status dropped")
-    ] = False,
+    include_dropped: Annotated[bool, Field(description="add takes a validator rejected")] = False,
     offset: Offset = 0,
     limit: Limit = 20,
 ) -> RunDataView:
-    """A run's script lines, each with its audio per locale: status, duration, voice,
-    validator scores, audio_id and a short-lived playback URL. Paged."""
+    """A run's script lines, each with audio per locale: status, duration, voice, scores,
+    audio_id, playback URL."""
     data = await onepin(ctx).get_run_data(
         workflow_id,
         run_id,
@@ -286,8 +272,8 @@ async def get_runs_summary(
     from_time: FromTime = None,
     to_time: ToTime = None,
 ) -> RunsSummaryView:
-    """How a workflow's runs went: counts per status, pass rate, average duration, delivered
-    audio, credits used; over all runs or a time range."""
+    """How a workflow's runs went: counts per status, pass rate, duration, audio, credits;
+    all runs or a time range."""
     _check_range(from_time, to_time)
     client = onepin(ctx)
     summary = await client.get_runs_summary(workflow_id, from_=from_time, to=to_time)
@@ -306,8 +292,7 @@ async def get_download_url(
     node_id: OutputNodeChoice = None,
     audio_id: ClipChoice = None,
 ) -> DownloadView:
-    """A presigned URL (about 15 minutes) for a completed run's audio: the whole ZIP by default,
-    one output node's ZIP with node_id, or one clip with audio_id."""
+    """A presigned URL (15 min) to a completed run's audio ZIP, or one clip."""
     if node_id is not None and audio_id is not None:
         raise ToolError(
             "Give node_id or audio_id, not both: node_id gets one output node's ZIP, audio_id "
@@ -325,8 +310,8 @@ async def get_download_url(
 async def get_audio_clip(
     ctx: Context[AppState, Any], workflow_id: WorkflowId, run_id: RunId, audio_id: AudioId
 ) -> Annotated[CallToolResult, AudioClipView]:
-    """One clip (a line in one locale) as playable audio, with its text, transcript and
-    validator scores. A clip too large to attach comes back as a link."""
+    """One clip (a line in one locale) as audio, with text, transcript and scores; a link if
+    too large."""
     state = ctx.request_context.lifespan_context
     client = onepin(ctx)
     max_bytes = state.settings.max_clip_bytes
@@ -365,14 +350,14 @@ async def preview_run(
     workflow_id: WorkflowId,
     script_text: Annotated[
         str | None,
-        Field(description="price this script instead of the saved one", min_length=1),
+        Field(description="instead of the saved script", min_length=1),
     ] = None,
     source_language: Annotated[
-        str | None, Field(description="language of script_text, e.g. en-us", max_length=35)
+        str | None, Field(description="of script_text, e.g. en-us", max_length=35)
     ] = None,
 ) -> PreviewView:
-    """What a run would cost (min, expected, max credits) and whether the balance allows it.
-    Read-only and free: call before start_run."""
+    """A run's cost (min, expected, max credits) and whether the balance allows it. Free;
+    call before start_run."""
     estimate = await onepin(ctx).preview_run(
         workflow_id, script_text=script_text, source_language=source_language
     )

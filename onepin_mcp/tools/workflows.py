@@ -30,28 +30,22 @@ async def list_workflows(
     ctx: Context[AppState, Any],
     search: Annotated[
         str | None,
-        Field(description="case-insensitive text in name or description", max_length=100),
+        Field(description="text in name or description", max_length=100),
     ] = None,
     status: Annotated[
         WorkflowState | None,
         Field(
-            description="by latest run: draft (never run), running (pending, running or "
-            "paused), completed, failed"
+            description="the latest run's; draft: never run; running: pending, running or paused"
         ),
     ] = None,
-    sort: Annotated[
-        WorkflowSortField | None, Field(description="default updated_at (newest first)")
-    ] = None,
-    order: Annotated[SortOrder | None, Field(description="default depends on sort")] = None,
-    has_failed_run: Annotated[
-        bool | None, Field(description="true: some run ever failed; false: none did")
-    ] = None,
+    sort: Annotated[WorkflowSortField | None, Field(description="default updated_at")] = None,
+    order: Annotated[SortOrder | None, Field(description="default by sort")] = None,
+    has_failed_run: Annotated[bool | None, Field(description="some run ever failed")] = None,
     offset: Offset = 0,
     limit: Limit = 20,
 ) -> WorkflowList:
-    """Find workflows by name or description, filter by latest-run status, sort and page.
-    Rows are compact: ids, run counts, and the latest run's id, number and status (a workflow
-    has at most one active run, always its latest). get_workflow gives one workflow's nodes."""
+    """Find workflows by name, description or latest run's status. Rows carry ids, run
+    counts and the latest run (the active one, if any)."""
     client = onepin(ctx)
     page = await client.list_workflows(
         search=search,
@@ -106,14 +100,10 @@ async def get_workflow(
     workflow_id: WorkflowId,
     view: Annotated[
         Literal["summary", "definition", "markdown"],
-        Field(
-            description="summary: nodes, script, run counts, last run; definition: the full "
-            "graph JSON; markdown: a readable description of the pipeline"
-        ),
+        Field(description="definition: the graph JSON; markdown: the pipeline in prose"),
     ] = "summary",
 ) -> WorkflowView:
-    """One workflow. The summary lists its nodes (id, type, name, languages, validator
-    thresholds), its script's size and language, run counts and the last run."""
+    """One workflow: nodes (id, type, name, languages, thresholds), script, runs."""
     client = onepin(ctx)
     if view == "markdown":
         return WorkflowView.of_markdown(await client.get_workflow_markdown(workflow_id))

@@ -125,7 +125,21 @@ any_string = st.one_of(short_text, hostile_strings, huge_strings, hostile_piece)
 
 
 def _types(schema: dict[str, Any]) -> list[dict[str, Any]]:
-    return list(schema.get("anyOf", [schema]))
+    """The schema's alternatives, one per type: `anyOf` branches, and a `type` list split."""
+    branches: list[dict[str, Any]] = []
+    for branch in schema.get("anyOf", [schema]):
+        kinds = branch.get("type")
+        if not isinstance(kinds, list):
+            branches.append(branch)
+            continue
+        for kind in kinds:
+            one = {**branch, "type": kind}
+            if "enum" in branch:
+                one["enum"] = [
+                    value for value in branch["enum"] if (value is None) == (kind == "null")
+                ]
+            branches.append(one)
+    return branches
 
 
 def valid_values(name: str, schema: dict[str, Any]) -> st.SearchStrategy[Any]:
