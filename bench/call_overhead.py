@@ -77,7 +77,7 @@ async def get_run_status(workflow_id: str, run_id: str) -> dict:
     return response.json()["data"]
 
 
-if sys.argv[1:] == ["http"]:
+if sys.argv[1:2] == ["http"]:
     import uvicorn
 
     # Port 0 on a socket bound here, so the address can be announced like onepin-mcp's.
@@ -86,7 +86,9 @@ if sys.argv[1:] == ["http"]:
     listener.listen()
     port = listener.getsockname()[1]
     print(f"bare: serving at http://127.0.0.1:{port}/mcp", file=sys.stderr, flush=True)
-    config = uvicorn.Config(server.streamable_http_app(), log_level="warning")
+    # `http stateless`: the SDK's stateless mode, for the side-by-side of bench/http_cpu.py.
+    app = server.streamable_http_app(stateless_http=sys.argv[2:] == ["stateless"])
+    config = uvicorn.Config(app, log_level="warning")
     uvicorn.Server(config).run(sockets=[listener])
 else:
     server.run()

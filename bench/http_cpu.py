@@ -43,75 +43,25 @@ from mcp import Client
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from onepin_mcp.sandbox import seed  # noqa: E402 - after the path is set
-from tests.support.processes import Launched, launch_announcing, terminate  # noqa: E402
+from bench.call_overhead import (  # noqa: E402 - after the path is set
+    BARE_SERVER,
+    BARE_URL,
+    MCP_URL,
+    SANDBOX_KEY,
+    SANDBOX_URL,
+    clean_env,
+    onepin_command,
+    start_child,
+)
+from bench.load_http import tree_cpu_s  # noqa: E402
+from onepin_mcp.sandbox import seed  # noqa: E402
+from tests.support.processes import Launched, terminate  # noqa: E402
 
-START_DEADLINE_S = 30.0
 TARGET_RATIO = 1.2
 TOOL = "get_run_status"
 TOOL_ARGS = {"workflow_id": seed.WORKFLOW_COMPLETES_ID, "run_id": seed.RUN_COMPLETED_ID}
-SANDBOX_URL = re.compile(r"ONEPIN_BASE_URL=(http://127\.0\.0\.1:\d+)")
-SANDBOX_KEY = re.compile(r"ONEPIN_API_KEY=(\S+)")
-MCP_URL = re.compile(r"serving MCP over streamable-http at (http://127\.0\.0\.1:\d+/\S*)")
-BARE_URL = re.compile(r"bare: serving at (http://127\.0\.0\.1:\d+/mcp)")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 MODES = ("stateful", "stateless")
-
-BARE_SERVER = """\
-import os
-import socket
-import sys
-
-import httpx
-import uvicorn
-from mcp.server import MCPServer
-
-BASE = os.environ["ONEPIN_BASE_URL"] + "/api/v1"
-HEADERS = {"Authorization": "Bearer " + os.environ["ONEPIN_API_KEY"]}
-http = httpx.AsyncClient(timeout=30)
-# At warning, as onepin-mcp runs here: a log line per request would be measured as cost.
-server = MCPServer("bare", log_level="WARNING")
-
-
-@server.tool()
-async def get_run_status(workflow_id: str, run_id: str) -> dict:
-    url = f"{BASE}/workflows/{workflow_id}/runs/{run_id}/status"
-    response = await http.get(url, headers=HEADERS)
-    response.raise_for_status()
-    return response.json()["data"]
-
-
-listener = socket.socket()
-listener.bind(("127.0.0.1", 0))
-listener.listen()
-port = listener.getsockname()[1]
-print(f"bare: serving at http://127.0.0.1:{port}/mcp", file=sys.stderr, flush=True)
-app = server.streamable_http_app(stateless_http=sys.argv[1:] == ["stateless"])
-uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listener])
-"""
-
-
-# --- child processes ------------------------------------------------------------------------------
-
-
-def onepin_command(*args: str) -> list[str]:
-    """The console script beside the interpreter (how users start it), else `python -m`."""
-    script = Path(sys.executable).with_name("onepin-mcp")
-    if script.exists():
-        return [str(script), *args]
-    return [sys.executable, "-m", "onepin_mcp", *args]
-
-
-def clean_env(home: str, **extra: str) -> dict[str, str]:
-    # Children get only what they need: no developer key or credentials file can leak in.
-    return {"PATH": os.environ.get("PATH", ""), "HOME": home, "PYTHONUNBUFFERED": "1", **extra}
-
-
-def start(argv: Sequence[str], env: dict[str, str], *patterns: re.Pattern[str]) -> Child:
-    launched, values = launch_announcing(
-        argv, env=env, patterns=patterns, deadline_s=START_DEADLINE_S, cwd=ROOT
-    )
-    return Child(launched, values)
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -128,12 +78,8 @@ class Child:
         return self.values[0]
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process `pid` so far (Linux /proc)."""
-    stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
-    fields = stat[stat.rindex(")") + 2 :].split()
-    # utime and stime are fields 14 and 15 of the whole line, 12 and 13 after "pid (comm) ".
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+def start(argv: Sequence[str], env: dict[str, str], *patterns: re.Pattern[str]) -> Child:
+    return Child(*start_child(argv, env, patterns))
 
 
 # --- measuring ------------------------------------------------------------------------------------
@@ -172,9 +118,9 @@ async def load(url: str, sessions: int, calls: int, errors: list[str]) -> int:
 
 
 async def measure_once(child: Child, series: Series, sessions: int, calls: int) -> None:
-    before, started = cpu_s(child.pid), time.perf_counter()
+    before, started = tree_cpu_s(child.pid), time.perf_counter()
     done = await load(child.url, sessions, calls, series.errors)
-    wall, after = time.perf_counter() - started, cpu_s(child.pid)
+    wall, after = time.perf_counter() - started, tree_cpu_s(child.pid)
     if done:
         series.ms_per_call.append((after - before) * 1000 / done)
         series.wall_ms_per_call.append(wall * 1000 / done)
@@ -248,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             flags = ["--stateless"] if mode == "stateless" else []
             serve = ["--transport", "streamable-http", "--port", "0", "--log-level", "warning"]
             ours = start(onepin_command(*serve, *flags), pointed, MCP_URL)
-            bare = start([sys.executable, str(bare_path), mode], pointed, BARE_URL)
+            bare = start([sys.executable, str(bare_path), "http", mode], pointed, BARE_URL)
             try:
                 pair = (Series("onepin-mcp", mode), Series("bare", mode))
 

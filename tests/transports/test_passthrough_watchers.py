@@ -16,10 +16,8 @@ import anyio
 import httpx2
 import pytest
 from mcp import Client
-from mcp.client.session import IncomingMessage
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPDeprecationWarning
-from mcp.types import ResourceUpdatedNotification
 from pydantic import SecretStr
 
 from onepin_mcp.api.client import OnePinClient
@@ -28,6 +26,7 @@ from onepin_mcp.sandbox import seed
 from onepin_mcp.sandbox.requestlog import key_id_of
 from onepin_mcp.watch import progress_key
 from tests.support.sandbox_process import ServedSandbox, start_sandbox, stop_sandbox
+from tests.support.updates import Updates
 from tests.transports.served import Served, start_passthrough, stop_server
 
 pytestmark = pytest.mark.anyio
@@ -68,21 +67,6 @@ def _log_length(onepin: ServedSandbox) -> int:
 async def _subscribe(client: Client, uri: str) -> None:
     with pytest.warns(MCPDeprecationWarning):
         await client.subscribe_resource(uri)  # type: ignore[deprecated]
-
-
-class Updates:
-    """A `message_handler` that hands each `resources/updated` URI to the test."""
-
-    def __init__(self) -> None:
-        self._send, self.received = anyio.create_memory_object_stream[str](100)
-
-    async def __call__(self, message: IncomingMessage) -> None:
-        if isinstance(message, ResourceUpdatedNotification):
-            await self._send.send(message.params.uri)
-
-    def close(self) -> None:
-        self._send.close()
-        self.received.close()
 
 
 async def test_a_watcher_stops_spending_the_key_of_a_caller_who_left(

@@ -31,10 +31,9 @@ import httpx
 import httpx2
 import pytest
 from mcp import Client
-from mcp.client.session import IncomingMessage
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPDeprecationWarning
-from mcp.types import CallToolResult, ResourceUpdatedNotification
+from mcp.types import CallToolResult
 from pydantic import SecretStr
 
 from onepin_mcp.api.client import OnePinClient
@@ -43,6 +42,7 @@ from onepin_mcp.sandbox import seed
 from onepin_mcp.watch import progress_key
 from tests.support.processes import Launched, launch, terminate
 from tests.support.sandbox_process import ServedSandbox, start_sandbox, stop_sandbox
+from tests.support.updates import Updates
 from tests.support.users import User
 from tests.transports.served import REPO, Served, start_server, stop_server
 from tests.transports.test_http import INITIALIZE, MCP_POST_HEADERS
@@ -267,21 +267,6 @@ def structured(result: CallToolResult) -> dict[str, Any]:
     assert not result.is_error, result.content
     assert result.structured_content is not None
     return dict(result.structured_content)
-
-
-class Updates:
-    """A `message_handler` that hands each `resources/updated` URI to the test."""
-
-    def __init__(self) -> None:
-        self._send, self.received = anyio.create_memory_object_stream[str](100)
-
-    async def __call__(self, message: IncomingMessage) -> None:
-        if isinstance(message, ResourceUpdatedNotification):
-            await self._send.send(message.params.uri)
-
-    def close(self) -> None:
-        self._send.close()
-        self.received.close()
 
 
 class Progress:
