@@ -1,4 +1,4 @@
-"""Six everyday requests, solved the way an agent that reads only the tool surface would: calls
+"""Nine everyday requests, solved the way an agent that reads only the tool surface would: calls
 and bytes per request.
 
 Run: `python bench/agent_tasks.py [--tree PATH] [--mode auto|legacy] [--speed X] [--budget N]`
@@ -12,7 +12,13 @@ client launches it, and a real `mcp.Client`. The scripted agent chooses its call
 - `cancel_run` / `pause_run` / `resume_run` that take `workflow_id` alone act on its active run;
 - `pause_run` with `wait_s` returns once the run is paused, instead of a `wait_for_run`;
 - `get_runs_summary` with `credits_used` answers "what did it cost" without `list_runs`;
-- `list_runs` with `from_time` pages only the range asked for.
+- `list_runs` with `from_time` pages only the range asked for;
+- `start_run` with `max_credits` refuses a run over budget without a `preview_run` first;
+- `get_run_steps` listing every rejected take's words, and the dictionary tools, fix a failed
+  pronunciation check in one round without touching the script;
+- `duplicate_workflow` with a name and script, and `validate_workflow` by id, copy and check a
+  workflow without the graph passing through the model;
+- `get_usage` answers "what did it cost, by language" in one call.
 
 Otherwise it does what the descriptions say: `preview_run` before `start_run`, `wait_for_run`
 (again while it answers done=false with a run still going) rather than polling, `get_run_steps`
@@ -26,8 +32,12 @@ The requests:
   d. "how did the last 30 days go for Product tour and what did they cost"
   e. "start Product tour only if it costs under N credits" (N = --budget)
   f. "pause the running run, then resume it"
+  g. "the last Release notes run failed: fix it and run it again"
+  h. "copy Product tour with this new script, check it, run it"
+  i. "what did the last 30 days cost, by language"
 
-Bytes: "model-read" = each call's arguments as compact JSON plus the text content of its result
+Bytes: "written" = each call's arguments as compact JSON (what the model writes); "model-read" =
+each call's arguments as compact JSON plus the text content of its result
 (what lands in the model's context); "structured" = the structuredContent as compact JSON, which
 a client may show or keep instead. With `--tree PATH` the server is imported from another
 checkout (e.g. `git worktree add /tmp/before <commit>`), to measure an earlier surface.
@@ -37,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -60,6 +71,12 @@ TASK_DEADLINE_S = 120.0
 ACTIVE = ("pending", "running", "paused")
 PRODUCT_TOUR = "Product tour EN+KO"
 RELEASE_NOTES = "Release notes EN+JA"
+NEW_SCRIPT = (
+    "Welcome to the spring tour.\nYour dashboard now has dark mode.\n"
+    "Share any report with one link."
+)
+# Rounds of fix-and-rerun an agent without the dictionary tools gets before it gives up.
+MAX_ROUNDS = 4
 
 
 def compact(value: Any) -> str:
@@ -77,14 +94,22 @@ class Surface:
     pause_waits: bool
     summary_has_credits: bool
     runs_take_time_range: bool
+    start_takes_max_credits: bool
+    dictionary: bool
+    copy_takes_script: bool
+    validate_by_id: bool
+    usage: bool
 
     @classmethod
     def read(cls, tools: list[Tool]) -> Surface:
         by_name = {tool.name: tool for tool in tools}
 
         def inputs(name: str) -> dict[str, Any]:
-            schema: dict[str, Any] = by_name[name].input_schema
+            schema: dict[str, Any] = by_name[name].input_schema if name in by_name else {}
             return schema
+
+        def takes(name: str, parameter: str) -> bool:
+            return parameter in inputs(name).get("properties", {})
 
         def outputs_mention(name: str, word: str) -> bool:
             return f'"{word}"' in compact(by_name[name].output_schema or {})
@@ -101,6 +126,12 @@ class Surface:
             pause_waits="wait_s" in inputs("pause_run").get("properties", {}),
             summary_has_credits=outputs_mention("get_runs_summary", "credits_used"),
             runs_take_time_range="from_time" in inputs("list_runs").get("properties", {}),
+            start_takes_max_credits=takes("start_run", "max_credits"),
+            dictionary="add_dictionary_entries" in by_name
+            and outputs_mention("get_run_steps", "rejected"),
+            copy_takes_script=takes("duplicate_workflow", "script_text"),
+            validate_by_id=takes("validate_workflow", "workflow_id"),
+            usage="get_usage" in by_name,
         )
 
     def describe(self) -> str:
@@ -266,6 +297,13 @@ async def credits_from_runs(agent: Agent, workflow_id: str, since: datetime) -> 
 
 async def start_under_budget(agent: Agent, budget: int) -> None:
     workflow = await agent.find_workflow(PRODUCT_TOUR)
+    if agent.surface.start_takes_max_credits:
+        run = run_of(
+            await agent.call("start_run", workflow_id=workflow["id"], max_credits=budget - 1)
+        )
+        assert run["status"] in ACTIVE, run
+        agent.note = f"max {run['max_credits']} < N={budget}, checked by start_run"
+        return
     preview = run_of(await agent.call("preview_run", workflow_id=workflow["id"]))
     assert preview["max_credits"] < budget, f"raise --budget above {preview['max_credits']}"
     run = run_of(await agent.call("start_run", workflow_id=workflow["id"]))
@@ -293,6 +331,129 @@ async def pause_then_resume(agent: Agent, budget: int) -> None:
     assert run_of(resumed)["status"] in ("pending", "running"), resumed
 
 
+async def fix_and_rerun(agent: Agent, budget: int) -> None:
+    workflow = await agent.find_workflow(RELEASE_NOTES)
+    wf = workflow["id"]
+    failed_id = await agent.active_run_id(workflow, ("failed",))
+    english_before = await english_takes(agent, wf, failed_id)
+    run_id, rounds = failed_id, 0
+    final: dict[str, Any] = {}
+    while rounds < (1 if agent.surface.dictionary else MAX_ROUNDS):
+        steps = run_of(
+            await agent.call("get_run_steps", workflow_id=wf, run_id=run_id, failed_only=True)
+        )
+        if rounds and not steps["steps"]:
+            break
+        if agent.surface.dictionary:
+            await add_entries(agent, steps)
+        else:
+            await respell_script(agent, wf, steps)
+        run = run_of(await agent.call("start_run", workflow_id=wf, wait_s=50))
+        final = await agent.follow(wf, run)
+        run_id, rounds = str(run["id"]), rounds + 1
+        if final["status"] == "completed":
+            break
+    if agent.surface.dictionary:  # the comparison the fix_run prompt ends with
+        check = run_of(
+            await agent.call("get_run_steps", workflow_id=wf, run_id=run_id, failed_only=True)
+        )
+        assert not check["steps"], check
+    english = "unchanged" if await english_takes(agent, wf, run_id) == english_before else "changed"
+    agent.note = f"{final.get('status')} after {rounds} rerun(s); English takes {english}"
+
+
+async def add_entries(agent: Agent, steps: dict[str, Any]) -> None:
+    """One add per language, with every word of every rejected take; OnePin suggests each
+    pronunciation."""
+    words: dict[str, list[str]] = {}
+    for step in steps["steps"]:
+        for take in step.get("rejected") or []:
+            for word in take["words"]:
+                if word not in words.setdefault(take["locale"], []):
+                    words[take["locale"]].append(word)
+    for language, found in words.items():
+        entries = [{"word": word} for word in found]
+        run_of(await agent.call("add_dictionary_entries", language=language, entries=entries))
+
+
+async def respell_script(agent: Agent, workflow_id: str, steps: dict[str, Any]) -> None:
+    """Without a dictionary: respell the words the error names in the saved script (the whole
+    graph read and written back), which changes every language's takes of those lines."""
+    errors = " ".join(str(step.get("error") or "") for step in steps["steps"])
+    words = set(re.findall(r"'([^']+)'", errors))
+    view = run_of(await agent.call("get_workflow", workflow_id=workflow_id, view="definition"))
+    definition = view["definition"]
+    for node in definition["graph"]["nodes"]:
+        if node["type"] == "source_script":
+            text = node["config"]["script_text"]
+            for word in words:
+                half = len(word) // 2
+                text = text.replace(word, f"{word[:half].lower()} {word[half:].lower()}")
+            node["config"]["script_text"] = text
+    run_of(await agent.call("update_workflow", workflow_id=workflow_id, definition=definition))
+
+
+async def english_takes(agent: Agent, workflow_id: str, run_id: str) -> list[str]:
+    """The English lines a run spoke (a check of the outcome, not counted as the agent's)."""
+    result = await agent.client.call_tool(
+        "get_run_data", {"workflow_id": workflow_id, "run_id": run_id, "language": "en-us"}
+    )
+    rows = (result.structured_content or {}).get("rows", [])
+    return [str(row.get("script")) for row in rows]
+
+
+async def copy_with_new_script(agent: Agent, budget: int) -> None:
+    workflow = await agent.find_workflow(PRODUCT_TOUR)
+    name = "Product tour, spring"
+    if agent.surface.copy_takes_script:
+        copy = run_of(
+            await agent.call(
+                "duplicate_workflow", workflow_id=workflow["id"], name=name, script_text=NEW_SCRIPT
+            )
+        )
+        definition = None
+    else:
+        copy = run_of(await agent.call("duplicate_workflow", workflow_id=workflow["id"]))
+        view = await agent.call("get_workflow", workflow_id=copy["id"], view="definition")
+        definition = run_of(view)["definition"]
+        for node in definition["graph"]["nodes"]:
+            if node["type"] == "source_script":
+                node["config"]["script_text"] = NEW_SCRIPT
+        run_of(
+            await agent.call(
+                "update_workflow", workflow_id=copy["id"], name=name, definition=definition
+            )
+        )
+    if agent.surface.validate_by_id:
+        report = await agent.call("validate_workflow", workflow_id=copy["id"])
+    else:
+        report = await agent.call("validate_workflow", definition=definition)
+    assert run_of(report)["valid"] is True, report
+    run = run_of(await agent.call("start_run", workflow_id=copy["id"]))
+    assert run["status"] in ACTIVE, run
+    written = sum(call.arguments_bytes for call in agent.calls)
+    agent.note = f"model wrote {written:,} B of arguments"
+
+
+async def cost_by_language(agent: Agent, budget: int) -> None:
+    if agent.surface.usage:
+        report = run_of(await agent.call("get_usage", days=30, by="language"))
+        languages = len(report["rows"])
+        agent.note = f"{report['credits']} credits, {languages} languages"
+        return
+    # Without usage tools the total is summed per workflow, and no split by language exists.
+    since = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=30)
+    rows = run_of(await agent.call("list_workflows", limit=100))["items"]
+    credits = 0
+    for row in rows:
+        if row.get("runs_count"):
+            summary = await agent.call(
+                "get_runs_summary", workflow_id=row["id"], from_time=since.isoformat()
+            )
+            credits += int(run_of(summary).get("credits_used") or 0)
+    agent.note = f"{credits} credits in total; by language: not available"
+
+
 TASKS: dict[str, tuple[str, Callable[[Agent, int], Awaitable[None]]]] = {
     "a": ("run Product tour, give the download link", download_link),
     "b": ("why did the last Release notes run fail", why_it_failed),
@@ -300,6 +461,9 @@ TASKS: dict[str, tuple[str, Callable[[Agent, int], Awaitable[None]]]] = {
     "d": ("last 30 days of Product tour, and cost", last_30_days),
     "e": ("start Product tour only if under N credits", start_under_budget),
     "f": ("pause the running run, then resume it", pause_then_resume),
+    "g": ("fix the failed Release notes run, rerun it", fix_and_rerun),
+    "h": ("copy Product tour with a new script, check, run", copy_with_new_script),
+    "i": ("what did the last 30 days cost, by language", cost_by_language),
 }
 
 
@@ -310,6 +474,7 @@ def server_params(home: Path, tree: Path | None, speed: float) -> StdioServerPar
     """`onepin-mcp --sandbox` on stdio, importing the package from `tree` when given (its
     directory first on the path, as `python -m` run there puts it), stderr to a file."""
     args = ("--sandbox", "--sandbox-speed", str(speed), "--log-level", "warning")
+    args += ("--toolsets", "all")  # requests g to i use the admin, dictionary and usage tools
     env = {"PYTHONPATH": str(tree)} if tree else None
     params = stdio_params(home, *args, env=env, stderr_to=home / "stderr.txt")
     return params.model_copy(update={"cwd": tree}) if tree else params
@@ -367,7 +532,7 @@ async def main() -> None:
     parser.add_argument("--mode", choices=("auto", "legacy"), default="auto")
     parser.add_argument("--speed", type=float, default=20.0, help="sandbox speed (default 20)")
     parser.add_argument("--budget", type=int, default=5, help="N for request e (default 5)")
-    parser.add_argument("--only", default="abcdef", help="which requests, e.g. ac")
+    parser.add_argument("--only", default="abcdefghi", help="which requests, e.g. ac")
     options = parser.parse_args()
     tree = options.tree.resolve() if options.tree else None
 
@@ -382,14 +547,18 @@ async def main() -> None:
             outcomes.append(outcome)
     assert surface is not None
     print(f"surface: {surface.describe()}\n")
-    print("| request | calls | model-read B | structured B | errors | asked | tools | note |")
-    print("|---|---:|---:|---:|---:|---:|---|---|")
+    print(
+        "| request | calls | written B | model-read B | structured B | errors | asked | tools "
+        "| note |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---|---|")
     for outcome in outcomes:
         calls = outcome.agent.calls
         errors = sum(c.is_error for c in calls)
         tools = ", ".join(c.tool for c in calls)
         print(
-            f"| {outcome.task}. {TASKS[outcome.task][0]} | {len(calls)} | {outcome.model_read:,} "
+            f"| {outcome.task}. {TASKS[outcome.task][0]} | {len(calls)} "
+            f"| {sum(c.arguments_bytes for c in calls):,} | {outcome.model_read:,} "
             f"| {outcome.structured:,} | {errors} | {outcome.agent.questions} | {tools} "
             f"| {outcome.agent.note} |"
         )

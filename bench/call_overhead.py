@@ -22,6 +22,11 @@ server's cost per call (JSON-RPC, validation, the view, the transport) plus the 
 b - d and c - e are what onepin-mcp itself adds over the SDK on the same transport.
 After a warm-up, the three are timed interleaved (a, b, c, a, b, c, ...) so that a load spike on
 this shared machine lands on all three alike rather than on whichever block ran during it.
+
+Beside each latency, the serving process's own CPU time per call (user + system from /proc,
+read before and after the timed calls): a latency includes the client's work too, and the SDK's
+client checks a structured result against the tool's output schema, which onepin-mcp's tools
+publish and the bare tool (returning a plain dict) does not.
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ from mcp.client.stdio import StdioServerParameters
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from onepin_mcp.sandbox import seed  # noqa: E402 - after the path is set
+from bench.load_http import children_of, tree_cpu_s  # noqa: E402 - after the path is set
+from onepin_mcp.sandbox import seed  # noqa: E402
 from tests.support.processes import Launched, launch_announcing, terminate  # noqa: E402
 
 START_DEADLINE_S = 30.0
@@ -81,7 +87,11 @@ if sys.argv[1:2] == ["http"]:
     import uvicorn
 
     # Port 0 on a socket bound here, so the address can be announced like onepin-mcp's.
-    listener = socket.socket()
+    # IPPROTO_TCP named, as getaddrinfo names it for onepin-mcp's socket: asyncio turns Nagle's
+    # algorithm off (TCP_NODELAY) only on sockets whose proto says TCP, and a plain
+    # socket.socket() says 0. Left on, each answer's last write waited for the client's delayed
+    # ACK: about 40 ms a call, which this bench once measured as the SDK's HTTP floor.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.bind(("127.0.0.1", 0))
     listener.listen()
     port = listener.getsockname()[1]
@@ -131,6 +141,9 @@ def start_child(
 class Series:
     name: str
     latencies_s: list[float] = field(default_factory=list)
+    # The serving process's user + system CPU over the timed calls, per call (None: no server
+    # process of its own, the direct path).
+    server_cpu_s: float | None = None
 
     def percentile_ms(self, fraction: float) -> float:
         """Nearest-rank percentile: an observed value, no interpolation."""
@@ -149,6 +162,20 @@ async def timed(call: Callable[[], Awaitable[None]]) -> float:
     return time.perf_counter() - started
 
 
+def stdio_child(params: StdioServerParameters) -> int:
+    """The pid of this process's child started from `params` (the SDK's Client starts it and
+    doesn't say), found by its command line in /proc."""
+    name = Path(params.command).name
+    for pid in children_of(os.getpid()):
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+        # A console script runs as `python <script> args...`: the args after the command, and
+        # exactly those (the HTTP server's end with the same `--log-level warning`).
+        starts = [i for i, part in enumerate(argv) if Path(part).name == name]
+        if any(argv[i + 1 :] == list(params.args) for i in starts):
+            return pid
+    raise RuntimeError(f"no child process runs {params.command} {' '.join(params.args)}")
+
+
 async def measure(
     sandbox_url: str,
     key: str,
@@ -156,6 +183,7 @@ async def measure(
     stdio: StdioServerParameters,
     bare: StdioServerParameters,
     bare_url: str,
+    http_pids: tuple[int, int],
     calls: int,
     warmup: int,
 ) -> list[Series]:
@@ -194,27 +222,39 @@ async def measure(
         for _ in range(warmup):
             for _, call in paths:
                 await call()
+        # Each MCP path has a server process of its own: its CPU over the timed calls is what
+        # serving them cost, without the client's share (the SDK client checks a structured
+        # result against the tool's output schema, which the bare tool doesn't publish).
+        servers = [None, stdio_child(stdio), http_pids[0], stdio_child(bare), http_pids[1]]
+        before = [None if pid is None else tree_cpu_s(pid) for pid in servers]
         for _ in range(calls):
             for series, call in paths:
                 series.latencies_s.append(await timed(call))
+        for (series, _), pid, start in zip(paths, servers, before, strict=True):
+            if pid is not None and start is not None:
+                series.server_cpu_s = (tree_cpu_s(pid) - start) / calls
     return [series for series, _ in paths]
 
 
 def render(series: list[Series]) -> str:
     base = series[0]
     out = [
-        "| path | calls | median ms | p95 ms | median - (a) ms | p95 - (a) ms | median / (a) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| path | calls | median ms | p95 ms | median - (a) ms | p95 - (a) ms | median / (a) "
+        "| server CPU ms/call |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in series:
         med, p95 = s.median_ms, s.percentile_ms(0.95)
+        cpu = "-" if s.server_cpu_s is None else f"{s.server_cpu_s * 1000:.3f}"
         if s is base:
-            out.append(f"| {s.name} | {len(s.latencies_s)} | {med:.3f} | {p95:.3f} | - | - | 1 |")
+            out.append(
+                f"| {s.name} | {len(s.latencies_s)} | {med:.3f} | {p95:.3f} | - | - | 1 | {cpu} |"
+            )
             continue
         diff = f"{med - base.median_ms:+.3f} | {p95 - base.percentile_ms(0.95):+.3f}"
         out.append(
             f"| {s.name} | {len(s.latencies_s)} | {med:.3f} | {p95:.3f} | {diff} "
-            f"| {med / base.median_ms:.2f} |"
+            f"| {med / base.median_ms:.2f} | {cpu} |"
         )
     return "\n".join(out)
 
@@ -261,7 +301,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         async def run() -> list[Series]:
             with anyio.fail_after(args.deadline):
                 return await measure(
-                    sandbox_url, key, mcp_url, stdio, bare, bare_url, args.calls, args.warmup
+                    sandbox_url,
+                    key,
+                    mcp_url,
+                    stdio,
+                    bare,
+                    bare_url,
+                    (http_server.process.pid, bare_http.process.pid),
+                    args.calls,
+                    args.warmup,
                 )
 
         started = time.perf_counter()
@@ -283,7 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"onepin-mcp over the bare SDK server, {label}: median "
             f"{onepin.median_ms - floor.median_ms:+.3f} ms, p95 "
             f"{onepin.percentile_ms(0.95) - floor.percentile_ms(0.95):+.3f} ms, ratio "
-            f"{onepin.median_ms / floor.median_ms:.2f}"
+            f"{onepin.median_ms / floor.median_ms:.2f}; server CPU per call "
+            f"{((onepin.server_cpu_s or 0) - (floor.server_cpu_s or 0)) * 1000:+.3f} ms"
         )
     print(
         f"\n{args.calls} calls per path after {args.warmup} warm-up, interleaved, {elapsed:.1f} s; "

@@ -345,6 +345,25 @@ def fresh_venv(scratch: Path) -> tuple[str, str]:
     return str(python), wheel.name
 
 
+STORED_SCHEMAS_CHECK = """\
+try:
+    from onepin_mcp.tool_schemas import stored_schemas
+except ImportError:
+    print("none (derived at every start)")
+else:
+    print("fresh" if stored_schemas() is not None else "STALE: derived at every start")
+"""
+
+
+def stored_schemas_state(python: str) -> str:
+    """Whether `python`'s onepin-mcp lists its tools from stored schemas: a stale copy (the tree
+    changed after `scripts/update_docs.py` last stored them) makes every start derive them."""
+    done = subprocess.run(
+        [python, "-c", STORED_SCHEMAS_CHECK], capture_output=True, text=True, timeout=60
+    )
+    return done.stdout.strip() or f"unknown ({done.stderr.strip()[-200:]})"
+
+
 def installed(python: str) -> list[str]:
     """The distributions in `python`'s environment, as name==version."""
     listing = subprocess.run(
@@ -369,6 +388,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=sys.executable,
         help="interpreter of the environment to start both servers in (default: this one); "
         "e.g. a fresh venv with only the wheel installed, as a user has it",
+    )
+    parser.add_argument(
+        "--compare-python",
+        metavar="PY",
+        help="also start the onepin-mcp of another environment in the same loop (e.g. a venv "
+        "holding a wheel of an older tree): before and after side by side, against one bare",
     )
     parser.add_argument(
         "--fresh-venv",
@@ -408,6 +433,8 @@ def measure(
         home.mkdir()
         env = clean_env(str(home))
         servers = {"onepin-mcp": onepin_argv(py), "bare mcp": [py, str(bare_path)]}
+        if args.compare_python:
+            servers["onepin-mcp (compared)"] = onepin_argv(args.compare_python)
 
         # Untimed first start of each: compiles the bare server's .pyc and warms the file cache.
         tools = {name: stdio_start(cmd, env).tools for name, cmd in servers.items()}
@@ -439,7 +466,12 @@ def measure(
 
     print(f"command: {command}")
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
-    print(f"environment: {environment}\n")
+    print(f"environment: {environment}")
+    print(f"stored tool schemas: {stored_schemas_state(py)}")
+    if args.compare_python:
+        print(f"compared: onepin-mcp of {args.compare_python}")
+        print(f"compared's stored tool schemas: {stored_schemas_state(args.compare_python)}")
+    print()
     print("| server | tools | runs | median ms | min ms | max ms | median / bare |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     bare = statistics.median(times["bare mcp"])

@@ -231,6 +231,67 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of `pid` alone (Linux /proc)."""
+    stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s() -> float:
+    """CPU seconds every core of the machine has spent busy since boot (/proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text(encoding="ascii").split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = values
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuShares:
+    """Where the machine's CPU went while the MCP level at the top session count ran: the
+    server (supervisor and each worker), the sandbox, this load generator, and the rest."""
+
+    wall_s: float = 0.0
+    server_s: dict[str, float] = field(default_factory=dict)
+    sandbox_s: float = 0.0
+    load_s: float = 0.0
+    machine_s: float = 0.0
+
+    def snapshot(self, server_pid: int, sandbox_pid: int | None) -> dict[str, float]:
+        workers = children_of(server_pid)
+        taken = {"supervisor" if workers else "one process": process_cpu_s(server_pid)}
+        for child in workers:
+            taken[f"worker pid {child}"] = process_cpu_s(child)
+        taken["sandbox"] = process_cpu_s(sandbox_pid) if sandbox_pid else 0.0
+        taken["load"] = time.process_time()
+        taken["machine"] = machine_busy_s()
+        taken["wall"] = time.perf_counter()
+        return taken
+
+    def add(self, before: dict[str, float], after: dict[str, float]) -> None:
+        def spent(key: str) -> float:
+            return after.get(key, 0.0) - before.get(key, after.get(key, 0.0))
+
+        self.wall_s += spent("wall")
+        self.sandbox_s += spent("sandbox")
+        self.load_s += spent("load")
+        self.machine_s += spent("machine")
+        for key in after:
+            if key in ("supervisor", "one process") or key.startswith("worker"):
+                self.server_s[key] = self.server_s.get(key, 0.0) + spent(key)
+
+    def render(self, sessions: int) -> str:
+        cores = os.cpu_count() or 1
+        ours = sum(self.server_s.values()) + self.sandbox_s + self.load_s
+        parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.server_s.items())
+        return (
+            f"CPU while the MCP level at {sessions} sessions ran ({self.wall_s:.1f} s wall, "
+            f"{cores} cores = {self.wall_s * cores:.1f} core-s): MCP server {parts}; sandbox "
+            f"{self.sandbox_s:.1f} s; this load generator {self.load_s:.1f} s; other processes "
+            f"on the machine {max(0.0, self.machine_s - ours):.1f} s; machine busy "
+            f"{self.machine_s / (self.wall_s * cores) * 100:.0f} %"
+        )
+
+
 # --- measuring ------------------------------------------------------------------------------------
 
 
@@ -462,6 +523,7 @@ class Report:
     api_requests: Counter[str] | None = None
     server_cpu_s: float = 0.0  # the server's process tree, warm-up and baselines included
     server_calls: int = 0
+    shares: CpuShares | None = None  # while the MCP level at the top session count ran
 
     @property
     def errors(self) -> list[str]:
@@ -482,6 +544,8 @@ async def measure(
     api: SandboxApi | None = None,
 ) -> Report:
     report = Report(command=command, mode=mode)
+    sandbox_pid = api.process.pid if api is not None else None
+    report.shares = CpuShares()
     cpu_before = tree_cpu_s(server.pid)
     # Warm-up (imports, first connections, the sandbox's first responses): not measured.
     await run_mcp_level(server.url, 2, 2, mode)
@@ -494,9 +558,15 @@ async def measure(
             report.levels.setdefault(("baseline", n), []).append(
                 await run_baseline_level(server.base, n, calls)
             )
+            # At the top session count, where the CPU went is recorded too: it says whether
+            # the server, the load generator or the rest of the machine set the tail.
+            shares = report.shares if n == max(concurrency) and n > 1 else None
+            before = shares.snapshot(server.pid, sandbox_pid) if shares else {}
             report.levels.setdefault(("mcp", n), []).append(
                 await run_mcp_level(server.url, n, calls, mode)
             )
+            if shares is not None:
+                shares.add(before, shares.snapshot(server.pid, sandbox_pid))
     report.server_cpu_s = tree_cpu_s(server.pid) - cpu_before
     report.server_calls = sum(
         len(level.latencies_s)
@@ -567,6 +637,8 @@ def render(report: Report) -> str:
             f"{report.server_cpu_s:.1f} s for {report.server_calls} MCP calls, "
             f"{report.server_cpu_s * 1000 / report.server_calls:.1f} ms per call"
         )
+    if report.shares is not None and report.shares.wall_s > 0:
+        out.append(report.shares.render(max(n for _, n in report.levels)))
     if report.api_floor is not None:
         floor = report.api_floor
         out.append(

@@ -23,7 +23,14 @@ from onepin_mcp.api.errors import (
     redact,
 )
 from onepin_mcp.api.settings import ENV_WORKSPACE_ID
-from onepin_mcp.params import AudioId, OutputNodeChoice, RunId, WorkflowId, listed_by
+from onepin_mcp.params import (
+    AudioId,
+    DictionaryEntryId,
+    OutputNodeChoice,
+    RunId,
+    WorkflowId,
+    listed_by,
+)
 from onepin_mcp.text import MAX_NAME_CHARS, clean_text
 
 KEY_HELP = (
@@ -44,6 +51,7 @@ _ID_ARGUMENTS: Mapping[str, Any] = {
     "run_id": RunId,
     "node_id": OutputNodeChoice,
     "audio_id": AudioId,
+    "entry_id": DictionaryEntryId,
 }
 
 
@@ -184,6 +192,11 @@ def _not_found(error: OnePinAPIError, arguments: Mapping[str, Any]) -> str:
             "No downloadable output node with that id in this run (or it produced no audio). "
             f"Call {_lister('node_id')} to see its output nodes, or omit node_id for the whole "
             "run."
+        )
+    if "entry_id" in arguments:
+        return (
+            f"No pronunciation dictionary entry {arguments['entry_id']} in this workspace "
+            f"(deleted?). Call {_lister('entry_id')} with the word's language for valid ids."
         )
     if "run_id" in arguments:
         workflow = arguments.get("workflow_id", "the workflow")

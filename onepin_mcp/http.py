@@ -17,7 +17,8 @@ container probes have no token).
 `serve_http` runs it with uvicorn, with read deadlines on every connection
 (`http_guards.ReadDeadlines`), on a socket bound before uvicorn starts (`serving.bind`), so
 that `--port 0` works and the announced URL is real; with `--workers N`, in N forked processes
-sharing that socket (`serving.serve_in_workers`).
+sharing that socket (`serving.serve_in_workers`). What was built up to then is frozen out of
+garbage collection first (`serving.freeze_startup_heap`): it lives as long as the process.
 
 The refusal to bind beyond loopback without auth happens earlier, in `options`.
 """
@@ -54,7 +55,12 @@ from onepin_mcp.http_guards import (
 )
 from onepin_mcp.options import ServeOptions
 from onepin_mcp.server import OnePinServer
-from onepin_mcp.serving import exit_quietly_on_signals, serve_in_workers, url_of
+from onepin_mcp.serving import (
+    exit_quietly_on_signals,
+    freeze_startup_heap,
+    serve_in_workers,
+    url_of,
+)
 from onepin_mcp.sessions import (
     SessionAdmission,
     SessionLimits,
@@ -170,6 +176,10 @@ def serve_http(
     where no request depends on the process that answered the one before."""
     app = build_app(server, options, keys=keys)
     keep_session_ids_out_of_logs()
+    # Last before serving (and before workers fork): everything built so far lives as long as
+    # the process, so no collection needs to walk it again.
+    frozen = freeze_startup_heap()
+    logger.debug("%d objects built at start left out of garbage collection", frozen)
     url = url_of(sock, mcp_path(options))
     workers = f"; {options.workers} worker processes" if options.workers > 1 else ""
     # Written, not logged: the URL is the command's user interface and must show at any log

@@ -8,11 +8,12 @@ above `failures`); it holds no behaviour, only types.
 
 from __future__ import annotations
 
+import re
 import typing
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, Field
+from pydantic import AfterValidator, AwareDatetime, Field
 
 
 @dataclass(frozen=True)
@@ -22,15 +23,26 @@ class ListedBy:
     tool: str
 
 
-WorkflowId = Annotated[str, Field(description="from list_workflows"), ListedBy("list_workflows")]
-RunId = Annotated[str, Field(description="from list_runs or start_run"), ListedBy("list_runs")]
+# The two everyday ids carry no description: their names say what they are, and the server's
+# instructions say which tools list them (a description on every tool cost about 1 KB).
+WorkflowId = Annotated[str, ListedBy("list_workflows")]
+RunId = Annotated[str, ListedBy("list_runs")]
 # The run control tools act on a workflow's one active run when no run is named.
 ActiveRunId = Annotated[
     str | None,
-    Field(description="from list_runs or start_run; omit for the active run"),
+    Field(description="omit for the active run"),
     ListedBy("list_runs"),
 ]
 AudioId = Annotated[str, Field(description="16 hex, from get_run_data"), ListedBy("get_run_data")]
+DictionaryEntryId = Annotated[
+    str, Field(description="from list_dictionary"), ListedBy("list_dictionary")
+]
+# A saved workflow to act on instead of a definition given whole.
+SavedWorkflowId = Annotated[
+    str | None,
+    Field(description="a saved workflow, from list_workflows"),
+    ListedBy("list_workflows"),
+]
 
 # The optional ids below filter or narrow a call, so their descriptions say what they narrow to.
 NodeFilter = Annotated[
@@ -59,6 +71,26 @@ FromTime = Annotated[
     AwareDatetime | None, Field(description="created at or after; ISO 8601 with offset")
 ]
 ToTime = Annotated[AwareDatetime | None, Field(description="created at or before")]
+
+
+# A script and its language, as start_run overrides them for one run and the workflow tools save
+# them. Each tool says in its own description which of the two it does.
+MAX_SCRIPT_CHARS = 100_000
+# BCP-47-ish: a 2-3 letter language, then subtags (region, script, variant); `_` is tolerated
+# because OnePin normalizes it, and the API caps the field at 35 characters.
+LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$"
+
+
+def language_tag(value: str | None) -> str | None:
+    """Checked here rather than as a schema `pattern`: the regex cost every tool that takes a
+    language 55 bytes of what a model reads, and a wrong tag is refused just as clearly."""
+    if value is not None and not re.fullmatch(LANGUAGE_PATTERN, value):
+        raise ValueError("expected a language tag such as en-us or ja-jp")
+    return value
+
+
+ScriptText = Annotated[str | None, Field(min_length=1, max_length=MAX_SCRIPT_CHARS)]
+ScriptLanguage = Annotated[str | None, Field(max_length=35), AfterValidator(language_tag)]
 
 
 def listed_by(annotation: Any) -> str | None:

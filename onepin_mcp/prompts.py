@@ -94,6 +94,51 @@ async def diagnose_run(workflow_id: WorkflowArg, run_id: RunArg) -> str:
     return _plan("Diagnose the OnePin run.", steps)
 
 
+async def fix_run(
+    workflow_id: WorkflowArg,
+    run_id: Annotated[
+        str | None,
+        Field(description="The failed run's id; omit for the workflow's latest run."),
+    ] = None,
+) -> str:
+    """Fix a failed run and run it again once: every rejected take and its words, a dictionary
+    or script fix, a check, the cost, one rerun, and a comparison."""
+    find, wf = _workflow_steps(workflow_id, then=None)
+    if run_id:
+        run = f"{wf}, run_id={_quote(run_id)}"
+        which = []
+    else:
+        run = f"{wf} and that run_id"
+        which = [f"list_runs with {wf}, limit=1: the latest run; its id is the run_id below."]
+    steps = [
+        *find,
+        *which,
+        f"get_run_steps with {run}, failed_only=true: the failed step and, for a validator, "
+        "every rejected take (line, counted from 0; locale; score; threshold; the words at "
+        "fault). Note them all: fix every take in this one round.",
+        "Mispronounced words (a pronunciation check): fix them in the pronunciation dictionary, "
+        "which leaves the script and the other languages' takes as they are. For each locale, "
+        "suggest_pronunciation for each word, then add_dictionary_entries once with all of "
+        "that locale's words. list_dictionary shows what is there already.",
+        "Text the voices get wrong (word accuracy, naturalness): change the script instead, "
+        f"with update_workflow, {wf} and script_text (the whole new script), then "
+        f"validate_workflow with {wf}.",
+        f"preview_run with {wf}: the cost. Tell the user what was fixed and the estimate, and "
+        "rerun only after a clear yes.",
+        f"start_run with {wf} and wait_s=50, once (billable; never repeat it to retry), then "
+        "wait_for_run while done is false.",
+        "Compare: get_run_steps of the new run (failed_only=true) against the old one. Report "
+        "which takes now pass, any still rejected and why, and the credits used. If some still "
+        "fail, say what to try next rather than rerunning again.",
+    ]
+    return (
+        _plan("Fix the failed OnePin run and rerun it once.", steps)
+        + "\nThe dictionary tools are in the dictionary toolset, update_workflow and "
+        "validate_workflow in workflow_admin: if one is not offered, ask the user to enable "
+        "that toolset."
+    )
+
+
 async def workflow_health(workflow_id: WorkflowArg) -> str:
     """Assess a workflow's health: run counts and pass rate, recent failures, and the cause of
     the latest one."""
@@ -114,6 +159,7 @@ async def workflow_health(workflow_id: WorkflowArg) -> str:
 PROMPTS: Final[tuple[tuple[Callable[..., Awaitable[str]], str], ...]] = (
     (run_workflow, "Run a workflow"),
     (diagnose_run, "Diagnose a run"),
+    (fix_run, "Fix a run and rerun it"),
     (workflow_health, "Workflow health"),
 )
 

@@ -88,7 +88,16 @@ _T = TypeVar("_T")
 
 
 def register_resources(server: MCPServer[AppState]) -> None:
-    """Register the three resource templates and the server's one completion handler."""
+    """Register what the resource templates need in place from the start: keys masked in read
+    errors, and the server's one completion handler (having one advertises the capability).
+    The templates themselves: `register_resource_templates`."""
+    _register_masked_read_errors(server)
+    _register_completions(server)
+
+
+def register_resource_templates(server: MCPServer[AppState]) -> None:
+    """Register the resource templates (the SDK derives an argument model and a schema for
+    each as it does)."""
     server.resource(
         WORKFLOW_URI,
         name="workflow",
@@ -129,8 +138,6 @@ def register_resources(server: MCPServer[AppState]) -> None:
         ),
         mime_type=AUDIO_MIME,
     )(read_audio_clip)
-    _register_masked_read_errors(server)
-    _register_completions(server)
 
 
 # --- resources --------------------------------------------------------------------------------

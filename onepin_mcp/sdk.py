@@ -12,6 +12,7 @@ Nothing here changes what the SDK does; it only names the places where we step p
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -21,13 +22,15 @@ from mcp.server import MCPServer
 from mcp.server.connection import Connection
 from mcp.server.lowlevel.server import RequestHandler, Server
 from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.server.stdio import _claim_fd, _open_stdin_diversion
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 # A type only: the write half of the streams the SDK's transports hand the server. The SDK
 # exports it from a private module alone; `stdio` needs its name to keep the write stream.
 from mcp.shared._context_streams import ContextSendStream
-from pydantic import BaseModel
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, PrivateAttr
 
 __all__ = [
     "ContextSendStream",
@@ -38,6 +41,7 @@ __all__ = [
     "registered_tools",
     "session_owners",
     "stateful_sessions",
+    "tool_with_schemas",
     "wrap_lifespan",
     "wrap_request_handler",
 ]
@@ -93,6 +97,62 @@ def registered_tools(server: MCPServer[Any]) -> list[Tool]:
     returns copies. Public replacement: a schema hook on `add_tool`.
     """
     return server._tool_manager.list_tools()
+
+
+class _ToolDerivedOnFirstCall(Tool):
+    """A tool listed with schemas given to it, run by the tool the SDK derives on first call."""
+
+    _derived: Tool | None = PrivateAttr(default=None)
+
+    async def run(
+        self, arguments: dict[str, Any], context: Any, convert_result: bool = False
+    ) -> Any:
+        if self._derived is None:
+            self._derived = Tool.from_function(
+                self.fn,
+                name=self.name,
+                title=self.title,
+                description=self.description,
+                annotations=self.annotations,
+                icons=self.icons,
+                meta=self.meta,
+            )
+        return await self._derived.run(arguments, context, convert_result=convert_result)
+
+
+def tool_with_schemas(
+    fn: Callable[..., Any],
+    *,
+    name: str,
+    title: str,
+    description: str,
+    annotations: ToolAnnotations,
+    input_schema: dict[str, Any],
+    output_schema: dict[str, Any] | None,
+) -> Tool:
+    """A tool for `MCPServer(tools=...)` that `tools/list` shows with the schemas given, and
+    that the SDK derives from `fn` (argument model, resolvers, output validation) on its first
+    call, exactly as `MCPServer.add_tool` would have at registration.
+
+    `add_tool` builds an argument model and generates both JSON schemas with pydantic for every
+    tool it registers, most of the time a start spends on the package's own work before it can
+    answer its first `tools/list`; the schemas are stored with the package instead
+    (`onepin_mcp.tool_schemas`). Relies on the SDK running a tool through `Tool.run` and
+    listing it from `Tool.parameters` and `Tool.output_schema` (`fn_metadata.output_schema`):
+    the argument model here is a placeholder no call reaches. Public replacement: `add_tool`
+    taking the schemas, and deriving the rest lazily.
+    """
+    return _ToolDerivedOnFirstCall(
+        fn=fn,
+        name=name,
+        title=title,
+        description=description,
+        parameters=input_schema,
+        fn_metadata=FuncMetadata(arg_model=ArgModelBase, output_schema=output_schema),
+        is_async=inspect.iscoroutinefunction(fn),
+        context_kwarg=None,
+        annotations=annotations,
+    )
 
 
 def wrap_lifespan(

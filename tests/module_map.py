@@ -86,6 +86,10 @@ SERVER_STACK: dict[int, dict[str, str]] = {
             "toolset workflow_admin: create, change, copy, check and delete workflows; uploads"
         ),
         "tools/catalog.py": "toolset catalog: node types, voices and templates",
+        "tools/dictionary.py": (
+            "toolset dictionary: read, suggest, add, change and delete pronunciation entries"
+        ),
+        "tools/usage.py": "toolset usage: the workspace's credits and runs over 30/60/90 days",
         "resources.py": (
             "resource templates (workflow, run snapshot, step log, clip audio) and completions"
         ),
@@ -117,6 +121,9 @@ SERVER_STACK: dict[int, dict[str, str]] = {
         "run_history.py": (
             "a workflow's runs in a time range and their credits: a bounded newest-first scan of "
             "the list endpoint, which has no time filter"
+        ),
+        "script_edit.py": (
+            "a saved workflow's script changed in its definition, the rest of the graph kept"
         ),
         "writes/__init__.py": (
             "the write path in one place: policy, confirmation, audit, the at-most-once start"
@@ -163,6 +170,12 @@ SERVER_STACK: dict[int, dict[str, str]] = {
         "views/catalog.py": (
             "views of the catalog toolset: node types, voices and templates, trimmed for choosing"
         ),
+        "views/dictionary.py": (
+            "views of the dictionary toolset: entries, languages, a suggestion, what an add did"
+        ),
+        "views/usage.py": (
+            "views of the usage toolset: a window's totals and its rows by language or period"
+        ),
     },
     1: {
         "api/client.py": (
@@ -186,6 +199,10 @@ SERVER_STACK: dict[int, dict[str, str]] = {
         "text.py": (
             "clean_text: the one cleaner for untrusted text on every surface; clean_json and "
             "trim_json"
+        ),
+        "tool_schemas.py": (
+            "the tools' schemas as listed, stored with the package (tool_schemas.json) and used "
+            "while its sources are the ones they were derived from"
         ),
         "__init__.py": "the package: its version",
     },
@@ -215,6 +232,12 @@ SANDBOX_STACK: dict[int, dict[str, str]] = {
         ),
         "sandbox/handlers/runs.py": (
             "run endpoints: previews, list, start, summary, status, control, steps, data, links"
+        ),
+        "sandbox/handlers/dictionary.py": (
+            "the pronunciation dictionary: list, search, languages, suggest, create, update, delete"
+        ),
+        "sandbox/handlers/usage.py": (
+            "usage summary, by language and activity, computed from the sandbox's own runs"
         ),
     },
     4: {

@@ -22,7 +22,8 @@ from mcp.server.connection import Connection
 from mcp.server.lowlevel.server import Server
 from mcp.server.mcpserver import Context
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.types import PaginatedRequestParams, ReadResourceRequestParams
+from mcp.types import PaginatedRequestParams, ReadResourceRequestParams, ToolAnnotations
+from pydantic import BaseModel
 
 from onepin_mcp import sdk
 
@@ -94,6 +95,43 @@ async def test_registered_tools_are_the_ones_the_server_lists() -> None:
     tool.parameters = {"type": "object", "properties": {}, "x-trimmed": True}
     (listed,) = await server.list_tools()
     assert listed.input_schema.get("x-trimmed") is True
+
+
+class Doubled(BaseModel):
+    doubled: int
+
+
+async def test_a_tool_with_given_schemas_is_listed_with_them_and_derived_on_its_first_call() -> (
+    None
+):
+    # The server lists stored schemas and lets the SDK derive the rest when a tool is first
+    # called: listing must read what was given, a call must run through the SDK's own
+    # argument model and output validation.
+    async def double(count: int) -> Doubled:
+        """Double a count."""
+        return Doubled(doubled=2 * count)
+
+    given_input = {"type": "object", "properties": {"count": {"type": "integer"}}, "x-given": 1}
+    given_output = {"type": "object", "properties": {"doubled": {"type": "integer"}}, "x-given": 2}
+    tool = sdk.tool_with_schemas(
+        double,
+        name="double",
+        title="Double",
+        description="Double a count.",
+        annotations=ToolAnnotations(read_only_hint=True),
+        input_schema=given_input,
+        output_schema=given_output,
+    )
+    server: MCPServer[Any] = MCPServer(name="probe", tools=[tool])
+    async with Client(server, mode="legacy") as client:  # type: ignore[arg-type]
+        (listed,) = (await client.list_tools()).tools
+        answers = [await client.call_tool("double", {"count": n}) for n in (2, 3)]
+        refused = await client.call_tool("double", {"count": "many"})
+    assert (listed.input_schema, listed.output_schema) == (given_input, given_output)
+    assert listed.title == "Double"
+    assert [answer.structured_content for answer in answers] == [{"doubled": 4}, {"doubled": 6}]
+    assert refused.is_error
+    assert "count" in str(refused.content)
 
 
 async def test_a_wrapped_lifespan_runs_inside_the_servers_own_with_its_state() -> None:

@@ -453,6 +453,14 @@ class CardAudio(ApiModel):
     reason: str | None = None
 
 
+class CardSegment(ApiModel):
+    """A stretch of a take's text a validator flagged (a word it heard wrong or mispronounced)."""
+
+    text: str
+    status: str | None = None
+    severity: str | None = None  # critical: it failed the take; minor: noted only
+
+
 class CardValidation(ApiModel):
     kind: str
     status: str
@@ -462,6 +470,7 @@ class CardValidation(ApiModel):
     wer: float | None = None
     cer: float | None = None
     transcript: str | None = None
+    segments: list[CardSegment] = Field(default_factory=list)
 
 
 class CardVoice(ApiModel):
@@ -626,3 +635,194 @@ class Template(ApiModel):
     is_public: bool | None = None
     uses_count: int | None = None
     definition: WorkflowDefinition | None = None
+
+
+# --- pronunciation dictionary -----------------------------------------------------------------
+
+
+# The locales the dictionary endpoints accept (the API's `language` enum for them).
+DictionaryLocale = Literal[
+    "de-de",
+    "en-gb",
+    "en-us",
+    "es-es",
+    "es-mx",
+    "fr-fr",
+    "ja-jp",
+    "ko-kr",
+    "pt-br",
+    "pt-pt",
+    "zh-cn",
+]
+
+
+class DictionaryEntry(ApiModel):
+    """How one word is said in one locale (`method` spelled: `pronunciation` is a respelling)."""
+
+    id: str
+    word: str
+    language: str
+    method: str  # spelled | recorded
+    pronunciation: str | None = None
+    ipa: str | None = None
+    description: str | None = None
+    audio_url: str | None = None
+    uses_count: int | None = None
+    created_by: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class DictionaryLanguage(ApiModel):
+    code: str
+    count: int
+
+
+class PronunciationSuggestion(ApiModel):
+    pronunciation: str
+    ipa: str | None = None
+
+
+# --- usage ------------------------------------------------------------------------------------
+
+
+UsageRange = Literal["30d", "60d", "90d"]
+UsageView = Literal["daily", "weekly", "monthly"]
+
+
+class UsagePeriod(ApiModel):
+    start: datetime
+    end: datetime
+
+
+class UsageTotal(ApiModel):
+    total: int = 0
+
+
+class UsageCredits(ApiModel):
+    """The caller's own credits in the current billing period (not the rolling window)."""
+
+    used: int
+    quota: int | None = None
+    percent: float | None = None
+
+
+class UsageLines(ApiModel):
+    total: int = 0
+    avg_chars_per_line: float | None = None
+
+
+class UsageAudio(ApiModel):
+    total_ms: int = 0
+
+
+class UsageRuns(ApiModel):
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    running: int = 0
+    pending: int = 0
+    paused: int | None = None
+
+
+class UsageDay(ApiModel):
+    date: str  # YYYY-MM-DD in the requested timezone
+    credits: int
+    characters: int = 0
+    lines: int = 0
+    runs: int = 0
+
+
+class UsageBucket(ApiModel):
+    label: str
+    start: datetime
+    end: datetime
+    credits: int
+    characters: int = 0
+    lines: int = 0
+    runs: int = 0
+
+
+class UsagePeak(ApiModel):
+    value: int
+    label: str
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+class UsageActivityChart(ApiModel):
+    view: str
+    bucket_unit: str | None = None
+    range_label: str | None = None
+    buckets: list[UsageBucket] = Field(default_factory=list)
+    total: int = 0
+    avg: float | None = None
+    peak: UsagePeak | None = None
+
+
+class UsageSummary(ApiModel):
+    """GET /usage/summary: window totals (`daily` adds up to the window's credits), the caller's
+    billing-period credits, and a chart series bucketed by `activity_view`."""
+
+    range: str | None = None
+    activity_view: str | None = None
+    timezone: str = "UTC"
+    period: UsagePeriod
+    credits: UsageCredits
+    characters: UsageTotal = Field(default_factory=UsageTotal)
+    corrected: UsageTotal | None = None
+    lines: UsageLines = Field(default_factory=UsageLines)
+    audio: UsageAudio = Field(default_factory=UsageAudio)
+    runs: UsageRuns = Field(default_factory=UsageRuns)
+    activity: UsageActivityChart | None = None
+    daily: list[UsageDay] | None = None
+
+
+class UsageLanguage(ApiModel):
+    locale_code: str
+    display_name: str | None = None
+    share: float = 0.0  # 0..1
+    credits: int = 0
+    characters: int = 0
+    corrected: int | None = None
+    lines: int = 0
+    allocation_basis: str | None = None
+
+
+class UsageByLanguage(ApiModel):
+    range: str | None = None  # None when `activity_view` set the period
+    activity_view: str | None = None
+    timezone: str = "UTC"
+    period: UsagePeriod
+    languages: list[UsageLanguage] = Field(default_factory=list)
+    total_credits: int | None = None
+    untagged_credits: int | None = None
+
+
+class UsageActor(ApiModel):
+    id: str
+    name: str | None = None
+
+
+class UsageResource(ApiModel):
+    type: str
+    id: str | None = None
+    name: str | None = None
+
+
+class UsageEvent(ApiModel):
+    id: str
+    timestamp: datetime
+    user: UsageActor | None = None
+    action: str
+    kind: str | None = None
+    resource: UsageResource
+    metadata: dict[str, Any] | None = None
+
+
+class UsageActivityPage(ApiModel):
+    """A page of the activity feed, newest first; `next_cursor` None on the last page."""
+
+    items: list[UsageEvent] = Field(default_factory=list)
+    next_cursor: str | None = None

@@ -33,7 +33,7 @@ from .engine import RunEngine
 from .envelope import error_response, respond, schema_error_response
 from .errors import ApiError, SchemaError
 from .faults import FaultMiddleware, FaultRules, LateRequests
-from .handlers import account, catalog, runs, workflows
+from .handlers import account, catalog, dictionary, runs, usage, workflows
 from .handlers.files import FILES_PREFIX, serve_file
 from .requestlog import RequestLog, RequestRecord
 from .store import ApiKey
@@ -218,6 +218,41 @@ def _api_routes(sandbox: Sandbox) -> list[BaseRoute]:
         ("GET", run + "/download", e(runs.download, scope=read)),
         ("GET", run + "/nodes/{node_id}/download", e(runs.download_node, scope=read)),
         ("GET", run + "/audio/{audio_id}/url", e(runs.audio_url, scope=read)),
+        ("GET", "/api/v1/dictionary", e(dictionary.list_entries, scope="dictionary:read")),
+        (
+            "POST",
+            "/api/v1/dictionary",
+            e(dictionary.create_entry, scope="dictionary:write", editor=True),
+        ),
+        (
+            "GET",
+            "/api/v1/dictionary/search",
+            e(dictionary.search_entries, scope="dictionary:read"),
+        ),
+        (
+            "GET",
+            "/api/v1/dictionary/languages",
+            e(dictionary.languages, scope="dictionary:read"),
+        ),
+        # A suggestion changes nothing, so it needs only the read scope.
+        (
+            "POST",
+            "/api/v1/dictionary/suggest-pronunciation",
+            e(dictionary.suggest, scope="dictionary:read"),
+        ),
+        (
+            "PUT",
+            "/api/v1/dictionary/{entry_id}",
+            e(dictionary.update_entry, scope="dictionary:write", editor=True),
+        ),
+        (
+            "DELETE",
+            "/api/v1/dictionary/{entry_id}",
+            e(dictionary.delete_entry, scope="dictionary:write", editor=True),
+        ),
+        ("GET", "/api/v1/usage/summary", e(usage.summary, scope="workspace:read")),
+        ("GET", "/api/v1/usage/by-language", e(usage.by_language, scope="workspace:read")),
+        ("GET", "/api/v1/usage/activity", e(usage.activity, scope="workspace:read")),
     ]
     routes: list[BaseRoute] = [Route(path, fn, methods=[method]) for method, path, fn in table]
     routes.append(_files_route(sandbox))

@@ -15,7 +15,14 @@ from .store import ApiKey
 API_KEY_FORMAT = re.compile(r"op_live_[A-Za-z0-9]{32}")
 
 Scope = Literal[
-    "workflows:read", "workflows:run", "workflows:write", "voices:read", "templates:read"
+    "workflows:read",
+    "workflows:run",
+    "workflows:write",
+    "voices:read",
+    "templates:read",
+    "dictionary:read",
+    "dictionary:write",
+    "workspace:read",
 ]
 
 

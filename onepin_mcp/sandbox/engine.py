@@ -26,6 +26,7 @@ from typing import Any
 from .store import (
     JSON,
     SLOT_HOLDING_STATUSES,
+    DictionaryEntry,
     PlannedStep,
     Run,
     RunPlan,
@@ -96,6 +97,32 @@ _HARD_WORDS = frozenset(
     {"kubernetes", "kubectl", "nginx", "grafana", "terraform", "oauth", "sqlite"}
 )
 _HARD_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+
+
+# The dictionary a run applies: (word lowercased, locale) pairs, fixed when the run starts.
+Lexicon = frozenset[tuple[str, str]]
+
+
+def run_lexicon(snapshot: JSON, entries: Sequence[DictionaryEntry]) -> Lexicon:
+    """The dictionary entries a run of `snapshot` applies. The phoneme injector is the node that
+    reads the workspace dictionary, so a graph without one applies none; with `dictionary_ids`
+    in its config it applies only those entries, else every entry of the workspace."""
+    injectors = [n for n in graph_nodes(snapshot) if n.get("type") == "operator_phoneme_injector"]
+    if not injectors:
+        return frozenset()
+    wanted: set[str] | None = set()
+    for node in injectors:
+        ids = node_config(node).get("dictionary_ids")
+        if not isinstance(ids, list) or not ids:
+            wanted = None
+            break
+        assert wanted is not None
+        wanted.update(str(entry_id) for entry_id in ids)
+    return frozenset(
+        (entry.word.lower(), entry.language)
+        for entry in entries
+        if wanted is None or entry.id in wanted
+    )
 
 
 class DefinitionProblem(Exception):
@@ -355,9 +382,16 @@ def hard_terms(text: str) -> list[tuple[str, int, int]]:
 
 
 def _score_take(
-    kind: str, node_id: str, label: str, threshold: float, take: Take, step_index: int
+    kind: str,
+    node_id: str,
+    label: str,
+    threshold: float,
+    take: Take,
+    step_index: int,
+    lexicon: Lexicon = frozenset(),
 ) -> Score:
-    """A validator's verdict: deterministic in text, locale and attempt, better on retries."""
+    """A validator's verdict: deterministic in text, locale and attempt, better on retries.
+    A hard term the run's dictionary covers for the take's locale is pronounced right."""
     jitter = _unit(kind, take.text, take.locale, take.iteration)
     words = take.text.split()
     if kind == "wer":
@@ -393,7 +427,9 @@ def _score_take(
             error_counts=(substitutions, 0, 0, len(words)),
         )
     if kind == "pronunciation":
-        terms = hard_terms(take.text)
+        terms = [
+            term for term in hard_terms(take.text) if (term[0].lower(), take.locale) not in lexicon
+        ]
         penalty = 4 if take.locale.startswith("en") else 14
         score = round(min(99.0, 97 - penalty * len(terms) - 2 * jitter + 2 * take.iteration), 1)
         passed = score >= threshold
@@ -432,22 +468,37 @@ def _score_take(
 
 
 def _failure_message(label: str, failing: list[Take], retries: int) -> str:
-    worst = min(failing, key=lambda take: take.scores[-1].score)
-    score = worst.scores[-1]
+    """A readable summary naming every rejected take: its 0-based `line_index` (as the API
+    numbers lines everywhere else), locale, score and the words at fault."""
     noun = "retry" if retries == 1 else "retries"
-    message = (
+    threshold = failing[0].scores[-1].threshold
+    parts = []
+    for take in sorted(failing, key=lambda t: (t.line_index, t.locale)):
+        score = take.scores[-1]
+        part = f"line_index {take.line_index} ({take.locale}) scored {score.score:.1f}"
+        words = rejected_words(score)
+        if words:
+            quoted = ", ".join(f"'{word}'" for word in words)
+            part += f", {quoted} " + (
+                "mispronounced" if score.kind == "pronunciation" else "misheard"
+            )
+        parts.append(part)
+    return (
         f"{label} rejected {len(failing)} take(s) after {retries} {noun} "
-        f"(threshold {score.threshold:g}): line {worst.line_index + 1} ({worst.locale}) "
-        f"scored {score.score:.1f}"
+        f"(threshold {threshold:g}): " + "; ".join(parts) + "."
     )
-    if score.kind == "pronunciation" and score.segments:
-        words = ", ".join(f"'{segment.text}'" for segment in score.segments)
-        message += f"; {words} mispronounced"
-    return message + "."
+
+
+def rejected_words(score: Score) -> list[str]:
+    """The words a verdict blames: its error segments, in the order they occur in the take."""
+    return [segment.text for segment in score.segments or () if segment.status.endswith("_error")]
 
 
 def build_plan(
-    run_id: str, snapshot: JSON, translations: Mapping[str, Mapping[str, str]]
+    run_id: str,
+    snapshot: JSON,
+    translations: Mapping[str, Mapping[str, str]],
+    lexicon: Lexicon = frozenset(),
 ) -> RunPlan:
     script = read_script(snapshot)
     order = execution_order(snapshot)
@@ -545,7 +596,7 @@ def build_plan(
                 for pair in pending:
                     take = current[pair]
                     score = _score_take(
-                        kind, str(node.get("id")), label, threshold, take, step_index
+                        kind, str(node.get("id")), label, threshold, take, step_index, lexicon
                     )
                     take = replace(take, scores=(*take.scores, score))
                     current[pair] = take
@@ -719,7 +770,10 @@ class RunEngine:
         if cost.min_credits > self.store.account.balance:
             raise InsufficientCredits(cost.min_credits, self.store.account.balance)
         run_id = run_id or str(uuid.uuid4())
-        plan = self._plan(run_id, snapshot)
+        # The dictionary is read once, at start, like the definition: a run's verdicts don't
+        # change under it when entries are edited while it runs.
+        entries = self.store.dictionary_of(workflow.workspace_id)
+        plan = self._plan(run_id, snapshot, run_lexicon(snapshot, entries))
         run = Run(
             id=run_id,
             workflow_id=workflow.id,
@@ -736,15 +790,22 @@ class RunEngine:
         self.store.runs[run.id] = run
         return run
 
-    def _plan(self, run_id: str, snapshot: JSON) -> RunPlan:
+    def _plan(self, run_id: str, snapshot: JSON, lexicon: Lexicon) -> RunPlan:
         # Planning a long script scores thousands of takes; the seeded runs are re-planned on
         # every reset with identical inputs, so their plans (immutable) are shared.
-        key = (run_id, json.dumps(snapshot, sort_keys=True), id(self.translations))
+        key = (
+            run_id,
+            json.dumps([snapshot, sorted(lexicon)], sort_keys=True),
+            id(self.translations),
+        )
         cached = _PLAN_CACHE.get(key)
         if cached is None or cached[0] is not self.translations:
             if len(_PLAN_CACHE) >= _PLAN_CACHE_SIZE:
                 _PLAN_CACHE.clear()
-            cached = (self.translations, build_plan(run_id, snapshot, self.translations))
+            cached = (
+                self.translations,
+                build_plan(run_id, snapshot, self.translations, lexicon),
+            )
             _PLAN_CACHE[key] = cached
         return cached[1]
 

@@ -39,6 +39,17 @@ def single(
     return respond({"data": data, "meta": _meta(now)}, status, headers)
 
 
+def cursor_paged(
+    now: datetime, url: URL, items: list[Any], *, limit: int, next_cursor: str | None
+) -> Response:
+    """A cursor-paginated list answer: `next` carries the opaque cursor of the following page,
+    and there is no `prev` (a cursor only goes forward)."""
+    next_url = str(url.include_query_params(cursor=next_cursor)) if next_cursor else None
+    pagination: JSON = {"next": next_url, "prev": None, "limit": limit}
+    payload = {"data": items, "meta": _meta(now), "pagination": pagination}
+    return respond(payload)
+
+
 def paged(
     now: datetime,
     url: URL,

@@ -62,6 +62,14 @@ class QueryReader:
             )
         return value
 
+    def required(self, name: str) -> str | None:
+        """A parameter without a default: missing (or empty) is FastAPI's `missing` issue."""
+        raw = self.params.get(name)
+        if not raw:
+            self._issue(name, "Field required", "missing", None)
+            return None
+        return raw
+
     def boolean(self, name: str, default: bool | None = None) -> bool | None:
         raw = self.params.get(name)
         if raw is None:

@@ -24,6 +24,7 @@ from .engine import (
     node_config,
     node_name,
     read_script,
+    rejected_words,
     step_done,
     visible_takes,
 )
@@ -34,6 +35,7 @@ from .store import (
     RUN_STATUSES,
     TERMINAL_STATUSES,
     Account,
+    DictionaryEntry,
     PlanLimits,
     Run,
     Score,
@@ -105,6 +107,24 @@ def plan_limits(limits: PlanLimits) -> JSON:
 
 
 # --- workflows -------------------------------------------------------------------------------
+
+
+def dictionary_entry(entry: DictionaryEntry) -> JSON:
+    return {
+        "id": entry.id,
+        "word": entry.word,
+        "description": entry.description,
+        "pronunciation": entry.pronunciation,
+        # The sandbox keeps no reference audio, so there is no clip to link to.
+        "audio_url": None,
+        "method": entry.method,
+        "language": entry.language,
+        "uses_count": 0,  # never incremented on the API either
+        "ipa": entry.ipa,
+        "created_by": entry.created_by,
+        "created_at": iso(entry.created_at),
+        "updated_at": iso(entry.updated_at),
+    }
 
 
 def workflow_bucket(latest: Run | None) -> str | None:
@@ -470,11 +490,27 @@ def _step_result(item: Run, step: Step, link: Linker) -> JSON | None:
             "scores": [
                 {
                     "line_id": _line_id(item, take),
+                    "line_index": take.line_index,
                     "locale_code": take.locale,
                     "score": s.score,
                     "passed": s.passed,
                 }
                 for take, s in scores
+            ],
+            # Every take this step rejected, with the words at fault: what a fix needs, without
+            # reading the error's prose (lines count from 0, as `line_index` does everywhere).
+            "rejected": [
+                {
+                    "line_index": take.line_index,
+                    "line_id": _line_id(item, take),
+                    "locale_code": take.locale,
+                    "audio_id": take.audio_id,
+                    "score": s.score,
+                    "threshold": s.threshold,
+                    "words": rejected_words(s),
+                }
+                for take, s in scores
+                if not s.passed
             ],
         }
     return {"line_count": len(item.plan.lines), "locales": list(planned.locales or ())}

@@ -20,7 +20,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .engine import DEFAULT_NAMES, RunEngine
-from .store import JSON, Account, PlanLimits, Store, Upload, User, Workflow, Workspace
+from .store import (
+    JSON,
+    Account,
+    DictionaryEntry,
+    PlanLimits,
+    Store,
+    Upload,
+    User,
+    Workflow,
+    Workspace,
+)
 
 WORKSPACE_ID = "5b0d7a3e-2f4c-4e8a-9c1d-3a6f8b2e4d71"
 USER_ID = "c2a9e4f1-7b3d-4f0e-8a5c-1d9e6b3f2a84"
@@ -46,6 +56,12 @@ RUN_PAUSED_ID = "e6b3c9a1-4d8f-4e2b-9a71-8c5f0d3b6e24"
 RUN_PENDING_ID = "b9d4e2f7-3a6c-4b1e-8f52-6d0a3c9e7b41"
 
 UPLOAD_CHAPTER_ID = "3a5c7e9b-1d2f-4a6c-8e0b-4f7a9c2e5d18"
+
+# Pronunciation dictionary entries. None covers the Release notes terms in ja-jp, so its seeded
+# run fails; the ko-kr "Kubernetes" entry shows that an entry only helps its own locale.
+DICT_NORTHWIND_ID = "8e2c4a6f-1b3d-4f5a-9c7e-0d2b4f6a8c13"
+DICT_ONEPIN_ID = "b5d7f9a1-3c5e-4a7b-8d9f-1e3a5c7b9d24"
+DICT_KUBERNETES_KO_ID = "4c6e8a0b-2d4f-4b6c-8e0a-2c4e6a8c0e35"
 
 # The API key `Sandbox(api_keys=None).example_key` returns: accepted like any well-formed key.
 EXAMPLE_KEY = "op_live_SandboxDemoKey000000000000000000"
@@ -209,10 +225,11 @@ def _pipeline(
     validators: list[tuple[str, str, str, JSON]],
     *,
     normalizer: bool = True,
+    phonemes: bool = False,
     sink_format: str = "wav",
 ) -> JSON:
-    """A linear voice pipeline: script → (normalizer) → translator → generator → validators
-    (each able to send takes back to the generator) → export."""
+    """A linear voice pipeline: script → (normalizer) → translator → (phoneme injector) →
+    generator → validators (each able to send takes back to the generator) → export."""
     nodes = [
         _node(
             "src-1",
@@ -228,6 +245,9 @@ def _pipeline(
         nodes.append(
             _node("tr-1", "operator_translator", "Translator", 520, {"target_languages": targets})
         )
+    if phonemes:
+        # Applies the workspace's pronunciation dictionary (every entry: no dictionary_ids).
+        nodes.append(_node("phon-1", "operator_phoneme_injector", "Phoneme Injector", 650, {}))
     nodes.append(
         _node(
             "gen-1",
@@ -298,6 +318,7 @@ def _definitions() -> dict[str, tuple[str, str | None, JSON, str]]:
                     )
                 ],
                 normalizer=False,
+                phonemes=True,
             ),
             USER_ID,
         ),
@@ -774,6 +795,25 @@ def build_store(now: datetime) -> Store:
         created_at=now - timedelta(days=30),
         detected_language="en-us",
     )
+    for entry_id, word, language, pronunciation, description, age in (
+        (DICT_NORTHWIND_ID, "Northwind", "en-us", "NORTH-wind", "Our company name.", 40),
+        (DICT_ONEPIN_ID, "OnePin", "en-us", "WUN-pin", "Product name, one word.", 35),
+        (DICT_KUBERNETES_KO_ID, "Kubernetes", "ko-kr", "쿠버네티스", None, 20),
+    ):
+        created = now - timedelta(days=age)
+        store.dictionary[entry_id] = DictionaryEntry(
+            id=entry_id,
+            workspace_id=WORKSPACE_ID,
+            word=word,
+            language=language,
+            method="spelled",
+            pronunciation=pronunciation,
+            ipa=None,
+            description=description,
+            created_by=USER_ID,
+            created_at=created,
+            updated_at=created,
+        )
     _replay_history(store, users, now)
     return store
 

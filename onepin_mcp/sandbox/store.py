@@ -1,4 +1,5 @@
-"""The sandbox's in-memory state: who may call, the account, workflows, runs and catalogs.
+"""The sandbox's in-memory state: who may call, the account, workflows, runs, catalogs
+and the pronunciation dictionary.
 
 Plain records and look-ups only. How runs evolve lives in `engine`, what the seeded world looks
 like lives in `seed`, and how any of it is rendered on the wire lives in `app`.
@@ -131,6 +132,23 @@ class Upload:
     content: str
     created_at: datetime
     detected_language: str | None = None
+
+
+@dataclass
+class DictionaryEntry:
+    """One pronunciation dictionary entry: how `word` is said in one locale."""
+
+    id: str
+    workspace_id: str
+    word: str
+    language: str  # a lowercase BCP-47 locale
+    method: str  # "spelled" or "recorded"
+    pronunciation: str | None
+    ipa: str | None
+    description: str | None
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
 
 
 # --- what a run will do (decided when it starts, revealed as the clock advances) ---------------
@@ -308,6 +326,7 @@ class Store:
     templates: list[JSON] = field(default_factory=list)
     node_catalog: list[JSON] = field(default_factory=list)
     files: dict[str, FileLink] = field(default_factory=dict)
+    dictionary: dict[str, DictionaryEntry] = field(default_factory=dict)
 
     def workflow(self, workflow_id: str, workspace_id: str) -> Workflow | None:
         found = self.workflows.get(workflow_id)
@@ -320,6 +339,9 @@ class Store:
         if found is None or found.workflow_id != workflow.id:
             return None
         return found
+
+    def dictionary_of(self, workspace_id: str) -> list[DictionaryEntry]:
+        return [entry for entry in self.dictionary.values() if entry.workspace_id == workspace_id]
 
     def runs_of(self, workflow_id: str) -> list[Run]:
         return [run for run in self.runs.values() if run.workflow_id == workflow_id]

@@ -58,9 +58,11 @@ class ToolSpec:
 
 
 def read_tool(fn: ToolFunction, *, toolset: str, title: str, scopes: tuple[str, ...]) -> ToolSpec:
-    """A tool that only reads OnePin: safe to call any number of times, never confirmed."""
+    """A tool that only reads OnePin: safe to call any number of times, never confirmed.
+
+    The hints carry no `title`: the tool's own `title` is the one clients show, and a second
+    copy in every listing only cost bytes."""
     hints = ToolAnnotations(
-        title=title,
         read_only_hint=True,
         destructive_hint=False,
         idempotent_hint=True,
@@ -81,7 +83,6 @@ def write_tool(
 ) -> ToolSpec:
     """A tool that changes OnePin state; hidden and refused in read-only mode."""
     hints = ToolAnnotations(
-        title=title,
         read_only_hint=False,
         destructive_hint=destructive,
         idempotent_hint=idempotent,

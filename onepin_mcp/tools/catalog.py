@@ -18,7 +18,7 @@ LOCALE_PATTERN: Final = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$"
 
 Search = Annotated[
     str | None,
-    Field(description="Words to find in names and descriptions.", min_length=1, max_length=200),
+    Field(description="words in names or descriptions", min_length=1, max_length=200),
 ]
 
 
@@ -33,14 +33,12 @@ async def list_voices(
     search: Search = None,
     language: Annotated[
         str | None,
-        Field(description="A locale the voice speaks, e.g. en-us.", pattern=LOCALE_PATTERN),
+        Field(description="a locale it speaks, e.g. en-us", pattern=LOCALE_PATTERN),
     ] = None,
-    gender: Annotated[
-        Literal["male", "female", "neutral"] | None, Field(description="The voice's gender.")
-    ] = None,
+    gender: Annotated[Literal["male", "female", "neutral"] | None, Field()] = None,
     provider: Annotated[
         str | None,
-        Field(description="TTS provider, e.g. elevenlabs.", min_length=1, max_length=50),
+        Field(description="e.g. elevenlabs", min_length=1, max_length=50),
     ] = None,
     offset: Offset = 0,
     limit: Limit = 20,
@@ -63,7 +61,7 @@ async def list_templates(
     search: Search = None,
     category: Annotated[
         Literal["media", "creative", "business", "education", "wellness"] | None,
-        Field(description="Gallery section."),
+        Field(),
     ] = None,
     offset: Offset = 0,
     limit: Limit = 20,

@@ -7,8 +7,10 @@ from onepin_mcp.tools import (
     ToolSpec,
     account,
     catalog,
+    dictionary,
     run_control,
     runs,
+    usage,
     workflow_admin,
     workflows,
 )
@@ -20,6 +22,8 @@ TOOLSETS: dict[str, tuple[ToolSpec, ...]] = {
     "run_control": run_control.TOOLS,
     "workflow_admin": workflow_admin.TOOLS,
     "catalog": catalog.TOOLS,
+    "dictionary": dictionary.TOOLS,
+    "usage": usage.TOOLS,
 }
 
 DEFAULT_TOOLSETS: tuple[str, ...] = ("account", "workflows", "runs", "run_control")

@@ -29,7 +29,7 @@ from onepin_mcp.api.client import OnePinClient
 from onepin_mcp.api.errors import OnePinAPIError, OnePinError
 from onepin_mcp.api.models import ACTIVE_STATUSES, RUN_STATUSES, Run, RunListItem, RunState
 from onepin_mcp.failures import onepin_said
-from onepin_mcp.params import ActiveRunId, WorkflowId
+from onepin_mcp.params import ActiveRunId, ScriptLanguage, ScriptText, WorkflowId
 from onepin_mcp.state import AppState
 from onepin_mcp.tools import ToolSpec, onepin, write_tool
 from onepin_mcp.views.next_steps import (
@@ -42,7 +42,7 @@ from onepin_mcp.views.next_steps import (
     start_conflict,
     state_conflict,
 )
-from onepin_mcp.views.run_control import RunControlView
+from onepin_mcp.views.run_control import RunControlView, StartedRunView
 from onepin_mcp.watch import wait_until_settled
 from onepin_mcp.writes import (
     Outcome,
@@ -57,10 +57,6 @@ from onepin_mcp.writes import (
 
 logger = logging.getLogger(__name__)
 
-MAX_SCRIPT_CHARS: Final = 100_000
-# BCP-47-ish: a 2-3 letter language, then subtags (region, script, variant); `_` is tolerated
-# because OnePin normalizes it, and the API caps the field at 35 characters.
-LANGUAGE_PATTERN: Final = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$"
 # In the API's order, for the status filter of list_runs.
 ACTIVE_FILTER: Final = tuple(status for status in RUN_STATUSES if status in ACTIVE_STATUSES)
 # start_run's optional wait stays well under the 60 s many clients allow a call, leaving room
@@ -268,20 +264,11 @@ async def start_run(
     ctx: Context[AppState, Any],
     confirmation: Annotated[Outcome, Resolve(_ASK_START)],
     script_text: Annotated[
-        str | None,
-        Field(
-            description="replaces the saved script, a line per utterance; needs one script node",
-            min_length=1,
-            max_length=MAX_SCRIPT_CHARS,
-        ),
+        ScriptText,
+        Field(description="this run's script, a line per utterance"),
     ] = None,
     source_language: Annotated[
-        str | None,
-        Field(
-            description="of script_text, e.g. en-us; omit to detect",
-            pattern=LANGUAGE_PATTERN,
-            max_length=35,
-        ),
+        ScriptLanguage, Field(description="of script_text, e.g. en-us; omit to detect")
     ] = None,
     wait_s: Annotated[
         float,
@@ -291,7 +278,11 @@ async def start_run(
             description="wait this long for the end; done says if it came",
         ),
     ] = 0,
-) -> RunControlView:
+    max_credits: Annotated[
+        int | None,
+        Field(ge=1, description="refuse if it may cost more"),
+    ] = None,
+) -> StartedRunView:
     """Start a run. Billable: refused over the budget cap or balance; sent once, never
     retried; one active run per workflow. Then wait_for_run."""
     state = ctx.request_context.lifespan_context
@@ -300,7 +291,7 @@ async def start_run(
         ctx, confirmation, action=f"start a run of workflow {workflow_id}", workflow_id=workflow_id
     ) as record:
         estimate = await check_budget(
-            client, state.policy, workflow_id, script_text, source_language
+            client, state.policy, workflow_id, script_text, source_language, max_credits
         )
         try:
             run, recovered = await start_once(
@@ -319,7 +310,7 @@ async def start_run(
         else ""
     )
     if wait_s <= 0:
-        return RunControlView.of(run, recovered=recovered, estimate=estimate, note=note)
+        return StartedRunView.started(run, recovered=recovered, estimate=estimate, note=note)
     try:
         run, done, waited = await wait_until_settled(
             client, workflow_id, run.id, clock=state.clock, timeout_s=wait_s
@@ -329,10 +320,12 @@ async def start_run(
         # its id and invite a second start.
         logger.info("start_run's wait for %s failed: %s", run.id, type(error).__name__)
         note = f"{note} Started, but following it failed ({type(error).__name__})."
-        return RunControlView.of(run, recovered=recovered, estimate=estimate, note=note.strip())
+        return StartedRunView.started(
+            run, recovered=recovered, estimate=estimate, note=note.strip()
+        )
     if not done and run.status != "paused":
         note = f"{note} Not finished after {waited:.0f} s of waiting."
-    return RunControlView.of(
+    return StartedRunView.started(
         run, recovered=recovered, done=done, estimate=estimate, note=note.strip()
     )
 

@@ -55,7 +55,7 @@ async def list_runs(
     workflow_id: WorkflowId,
     status: Annotated[
         Annotated[list[RunStatus], Field(min_length=1)] | None,
-        Field(description="any of these, e.g. [running, paused]"),
+        Field(description="any of these"),
     ] = None,
     sort: Annotated[RunSortField | None, Field(description="default created_at")] = None,
     order: Annotated[SortOrder | None, Field(description="default desc")] = None,
@@ -102,7 +102,7 @@ async def list_runs(
 async def get_run_status(
     ctx: Context[AppState, Any], workflow_id: WorkflowId, run_id: RunId
 ) -> RunStatusView:
-    """A run's state, progress, timing, error and `next` (what to call next). To wait, use
+    """A run's state, progress, timing, error and `next` (what to call next). To wait:
     wait_for_run, not a loop of this."""
     return RunStatusView.of(await onepin(ctx).get_run_status(workflow_id, run_id))
 
@@ -166,8 +166,8 @@ async def wait_for_run(
         ),
     ] = DEFAULT_WAIT_S,
 ) -> RunWaitView:
-    """Wait until a run finishes or pauses, with progress. done=false: paused (it says why)
-    or time ran out (call again)."""
+    """Wait until a run ends or pauses, with progress. done=false: paused (it says why) or
+    timed out (call again)."""
     notifier = ProgressNotifier(ctx.report_progress)
     state, _, waited_s = await wait_until_settled(
         onepin(ctx),
@@ -188,17 +188,16 @@ async def get_run_steps(
     node_id: NodeFilter = None,
     node_type: Annotated[str | None, Field(description="e.g. validator_pronunciation")] = None,
     tail: Annotated[int | None, Field(ge=1, le=200, description="only the last N")] = None,
-    include_result: Annotated[bool, Field(description="add each step's output (trimmed)")] = False,
+    include_result: Annotated[bool, Field(description="add each step's output")] = False,
 ) -> StepsView:
-    """A run's step log (retries included), with errors; failed_only shows what failed."""
+    """A run's step log (retries included): errors, every rejected take (line_index from 0);
+    failed_only for what failed."""
+    # Results are always read: a validator's lists every take it rejected and the words at
+    # fault, which is what fixing a failed run needs; they are shown whole only when asked.
     steps = await onepin(ctx).get_run_steps(
-        workflow_id,
-        run_id,
-        include_result=include_result or None,
-        node_type=node_type,
-        node_id=node_id,
+        workflow_id, run_id, include_result=True, node_type=node_type, node_id=node_id
     )
-    return StepsView.of(steps, failed_only=failed_only, tail=tail)
+    return StepsView.of(steps, failed_only=failed_only, tail=tail, include_result=include_result)
 
 
 async def get_run_results(
@@ -209,7 +208,7 @@ async def get_run_results(
         Literal["overview", "analysis", "outputs"],
         Field(
             description="overview: metrics, scores, audio; analysis: per locale, credits per "
-            "node; outputs: output nodes' lines, clip ids"
+            "node; outputs: lines, clip ids"
         ),
     ] = "overview",
 ) -> RunResultsView:
@@ -243,8 +242,8 @@ async def get_run_data(
     offset: Offset = 0,
     limit: Limit = 20,
 ) -> RunDataView:
-    """A run's script lines, each with audio per locale: status, duration, voice, scores,
-    audio_id, playback URL."""
+    """A run's script lines (line_index from 0) with audio per locale: status, duration,
+    voice, scores, flagged words, audio_id, playback URL."""
     data = await onepin(ctx).get_run_data(
         workflow_id,
         run_id,
@@ -273,7 +272,7 @@ async def get_runs_summary(
     to_time: ToTime = None,
 ) -> RunsSummaryView:
     """How a workflow's runs went: counts per status, pass rate, duration, audio, credits;
-    all runs or a time range."""
+    all or a time range."""
     _check_range(from_time, to_time)
     client = onepin(ctx)
     summary = await client.get_runs_summary(workflow_id, from_=from_time, to=to_time)

@@ -14,10 +14,22 @@ from __future__ import annotations
 from typing import Annotated, Any, Final
 
 from mcp.server.mcpserver import Context, Resolve
+from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from onepin_mcp.api.client import UNSET, Unset
-from onepin_mcp.params import Limit, Offset, WorkflowId
+from onepin_mcp.api.errors import OnePinError
+from onepin_mcp.api.models import Workflow
+from onepin_mcp.failures import explain
+from onepin_mcp.params import (
+    Limit,
+    Offset,
+    SavedWorkflowId,
+    ScriptLanguage,
+    ScriptText,
+    WorkflowId,
+)
+from onepin_mcp.script_edit import ScriptNotEditable, with_script
 from onepin_mcp.state import AppState
 from onepin_mcp.tools import ToolSpec, onepin, read_tool, write_tool
 from onepin_mcp.views.workflow_admin import (
@@ -35,12 +47,14 @@ MAX_DESCRIPTION_CHARS: Final = 5000
 WRITE: tuple[str, ...] = ("workflows:write",)
 READ: tuple[str, ...] = ("workflows:read",)
 DEFINITION_HELP: Final = (
-    "WorkflowDefinition: {graph: {nodes: [{id, type, name, position: {x, y}, config}], "
-    "edges: [{id, source, sourcePort, target, targetPort}]}}. list_node_types gives node types "
-    "and ports; get_workflow view=definition shows a real one."
+    "{graph: {nodes, edges}}, as get_workflow view=definition shows; list_node_types has the "
+    "node types and ports"
 )
-Definition = Annotated[dict[str, Any], Field(description=DEFINITION_HELP)]
 OptionalDefinition = Annotated[dict[str, Any] | None, Field(description=DEFINITION_HELP)]
+NewScript = Annotated[
+    ScriptText, Field(description="the new script, a line per utterance; needs one script node")
+]
+NewLanguage = Annotated[ScriptLanguage, Field(description="of the script, e.g. en-us")]
 
 
 # --- asking first: the questions, each about the workflow it names ------------------------------
@@ -58,8 +72,32 @@ _ASK_DELETE = asks(
     workflow_label,
 )
 _NOTHING_TO_CHANGE: Final = (
-    "Give at least one of name, description or definition to change; nothing was sent to OnePin."
+    "Give at least one of name, description, script_text, source_language or definition to "
+    "change; nothing was sent to OnePin."
 )
+_SCRIPT_AND_DEFINITION: Final = (
+    "Give either script_text/source_language or a whole definition, not both; nothing was sent "
+    "to OnePin."
+)
+
+
+async def _edited_definition(
+    ctx: Context[AppState, Any],
+    workflow: Workflow | str,
+    script_text: str | None,
+    source_language: str | None,
+) -> dict[str, Any] | Unset:
+    """The workflow's saved definition with its script changed, read first when given by id;
+    UNSET when neither is given. A workflow without one script node is a ToolError."""
+    if script_text is None and source_language is None:
+        return UNSET
+    if isinstance(workflow, str):
+        workflow = await onepin(ctx).get_workflow(workflow)
+    try:
+        edited = with_script(workflow.definition, workflow.id, script_text, source_language)
+    except ScriptNotEditable as error:
+        raise ToolError(str(error)) from error
+    return edited.to_api()
 
 
 # --- the tools ---------------------------------------------------------------------------------
@@ -102,26 +140,34 @@ async def update_workflow(
         str | None,
         Field(description='New description; "" clears it.', max_length=MAX_DESCRIPTION_CHARS),
     ] = None,
+    script_text: NewScript = None,
+    source_language: NewLanguage = None,
     definition: OptionalDefinition = None,
 ) -> SavedWorkflow:
-    """Change a workflow's name, description or definition; give at least one. A definition
-    replaces the whole graph; runs already started keep the graph they started with."""
-    nothing = name is None and description is None and definition is None
+    """Change a workflow's name, description, script (and its language) or whole graph; give
+    at least one. Runs already started keep the graph they started with."""
+    script = script_text is not None or source_language is not None
+    refusal = None
+    if name is None and description is None and definition is None and not script:
+        refusal = _NOTHING_TO_CHANGE
+    elif script and definition is not None:
+        refusal = _SCRIPT_AND_DEFINITION
     async with confirmed_write(
         ctx,
         confirmation,
         action=f"change workflow {workflow_id}",
         workflow_id=workflow_id,
-        refusal=_NOTHING_TO_CHANGE if nothing else None,
+        refusal=refusal,
     ):
         new_description: str | Unset | None = UNSET
         if description is not None:
             new_description = description or None  # the API clears it with null
+        new_definition = await _edited_definition(ctx, workflow_id, script_text, source_language)
         workflow = await onepin(ctx).update_workflow(
             workflow_id,
             name=UNSET if name is None else name,
             description=new_description,
-            definition=UNSET if definition is None else definition,
+            definition=new_definition if definition is None else definition,
         )
     return SavedWorkflow.of(
         workflow, f"Saved. get_workflow (workflow_id={workflow.id}) shows the result."
@@ -132,22 +178,61 @@ async def duplicate_workflow(
     workflow_id: WorkflowId,
     ctx: Context[AppState, Any],
     confirmation: Annotated[Outcome, Resolve(_ASK_DUPLICATE)],
+    name: Annotated[
+        str | None,
+        Field(description='default "<name> (Copy)"', min_length=1, max_length=MAX_NAME_CHARS),
+    ] = None,
+    script_text: NewScript = None,
+    source_language: NewLanguage = None,
 ) -> SavedWorkflow:
-    """Copy a workflow, graph included, as "<name> (Copy)": a safe base for changes that must
-    not touch the original. Each call makes another copy."""
+    """Copy a workflow, graph included, optionally with a new name and script: a safe base for
+    changes that must not touch the original. Each call makes another copy."""
+    client = onepin(ctx)
     async with confirmed_write(
         ctx, confirmation, action=f"copy workflow {workflow_id}", workflow_id=workflow_id
     ):
-        copy = await onepin(ctx).duplicate_workflow(workflow_id)
+        # The script is checked on the original first, so a workflow without one script node
+        # is refused before a copy exists.
+        script = script_text is not None or source_language is not None
+        original = await client.get_workflow(workflow_id) if script else None
+        definition = await _edited_definition(
+            ctx, original or workflow_id, script_text, source_language
+        )
+        copy = await client.duplicate_workflow(workflow_id)
+        if name is not None or not isinstance(definition, Unset):
+            try:
+                copy = await client.update_workflow(
+                    copy.id, name=UNSET if name is None else name, definition=definition
+                )
+            except OnePinError as error:
+                raise ToolError(
+                    f"The copy was made (workflow {copy.id}, named {quoted(copy.name)}) but "
+                    f"giving it the new name or script failed: {explain(error)} Call "
+                    f"update_workflow with workflow_id={copy.id} to finish; do not copy again."
+                ) from error
     return SavedWorkflow.of(
-        copy, f"The copy is workflow {copy.id}; update_workflow changes it, not the original."
+        copy,
+        f"The copy is workflow {copy.id}; the original is unchanged. validate_workflow checks "
+        "the copy can run.",
     )
 
 
-async def validate_workflow(definition: Definition, ctx: Context[AppState, Any]) -> ValidationView:
-    """Check a definition against every run-start gate without saving anything: errors and
-    warnings name their rule and node. Needs a key allowed to edit workflows."""
-    return ValidationView.of(await onepin(ctx).validate_workflow(definition))
+async def validate_workflow(
+    ctx: Context[AppState, Any],
+    workflow_id: SavedWorkflowId = None,
+    definition: OptionalDefinition = None,
+) -> ValidationView:
+    """Check a saved workflow or a definition (give one) against every run-start gate, saving
+    nothing: errors and warnings name their rule and node. Needs workflows:write."""
+    if (workflow_id is None) == (definition is None):
+        raise ToolError(
+            "Give workflow_id (a saved workflow) or definition (an unsaved one), not both or "
+            "neither; nothing was checked."
+        )
+    client = onepin(ctx)
+    if definition is None:
+        definition = (await client.get_workflow(str(workflow_id))).definition.to_api()
+    return ValidationView.of(await client.validate_workflow(definition))
 
 
 async def delete_workflow(
@@ -211,8 +296,8 @@ TOOLS: tuple[ToolSpec, ...] = (
     read_tool(
         validate_workflow,
         toolset="workflow_admin",
-        title="Validate workflow definition",
-        scopes=WRITE,
+        title="Validate workflow",
+        scopes=READ + WRITE,
     ),
     write_tool(
         delete_workflow,

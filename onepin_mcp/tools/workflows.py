@@ -44,8 +44,8 @@ async def list_workflows(
     offset: Offset = 0,
     limit: Limit = 20,
 ) -> WorkflowList:
-    """Find workflows by name, description or latest run's status. Rows carry ids, run
-    counts and the latest run (the active one, if any)."""
+    """Find workflows by name, description or latest run's status; rows carry run counts and
+    the latest run (the active one, if any)."""
     client = onepin(ctx)
     page = await client.list_workflows(
         search=search,

@@ -42,7 +42,7 @@ from onepin_mcp.api.models import (
 )
 from onepin_mcp.run_history import RunsInRange
 from onepin_mcp.text import trim_json
-from onepin_mcp.views import CleanName, CleanText, View, clean_text
+from onepin_mcp.views import MAX_NAME_CHARS, CleanName, CleanText, View, clean_text
 from onepin_mcp.views.next_steps import after_wait, next_step
 
 # Caps on how much of a long result an agent sees at once; the tools say how to see the rest.
@@ -356,6 +356,38 @@ def _duration_s(run: RunState) -> float | None:
 # --- get_run_steps --------------------------------------------------------------------------------
 
 
+class RejectedTake(View):
+    """A take a validator step rejected: where, how it scored, and the words at fault."""
+
+    line_index: int | None = None
+    locale: CleanName | None = None
+    score: float | None = None
+    threshold: float | None = None
+    words: list[CleanName] = Field(default_factory=list)
+    audio_id: CleanName | None = None
+
+    @classmethod
+    def all_of(cls, result: Mapping[str, Any] | None) -> list[RejectedTake] | None:
+        """Every rejected take a validator step's result lists; None when it lists none. The
+        result is untyped in the API: what doesn't read as a take is skipped."""
+        listed = result.get("rejected") if result else None
+        if not isinstance(listed, list):
+            return None
+        takes = [
+            cls(
+                line_index=_int(item.get("line_index")),
+                locale=_text(item.get("locale_code")),
+                score=_float(item.get("score")),
+                threshold=_float(item.get("threshold")),
+                words=[str(word) for word in item.get("words") or [] if isinstance(word, str)],
+                audio_id=_text(item.get("audio_id")),
+            )
+            for item in listed
+            if isinstance(item, Mapping)
+        ]
+        return takes or None
+
+
 class StepView(View):
     node_id: CleanName
     node_type: CleanName
@@ -369,12 +401,15 @@ class StepView(View):
         default=None, description="output ports that fired, e.g. pass or fail on validators"
     )
     locales: list[CleanName] | None = None
+    rejected: list[RejectedTake] | None = Field(
+        default=None, description="every take a validator rejected (line_index from 0)"
+    )
     result: dict[str, Any] | None = None
 
     @classmethod
-    def of(cls, step: RunStep) -> StepView:
+    def of(cls, step: RunStep, *, include_result: bool = False) -> StepView:
         result = None
-        if step.result is not None:
+        if include_result and step.result is not None:
             result, _ = trim_json(
                 step.result,
                 max_text=MAX_RESULT_TEXT_CHARS,
@@ -395,6 +430,7 @@ class StepView(View):
             error=step.error,
             active_ports=step.active_ports,
             locales=step.locales,
+            rejected=RejectedTake.all_of(step.result),
             result=result,
         )
 
@@ -415,6 +451,7 @@ class StepsView(View):
         *,
         failed_only: bool,
         tail: int | None,
+        include_result: bool = False,
     ) -> StepsView:
         counts: dict[str, int] = {}
         for step in steps:
@@ -437,7 +474,7 @@ class StepsView(View):
             counts=counts,
             matching=len(matching),
             omitted=omitted,
-            steps=[StepView.of(step) for step in shown],
+            steps=[StepView.of(step, include_result=include_result) for step in shown],
             next=hint,
         )
 
@@ -777,6 +814,9 @@ class CardView(View):
     scores: dict[str, float | str] = Field(
         description="validator kind: score, or why there is none (not_ready, unsupported, ...)"
     )
+    flagged: dict[str, list[CleanName]] | None = Field(
+        default=None, description="validator kind: the words that failed this take"
+    )
     retries: int | None = None
     reason: CleanText | None = Field(default=None, description="why the audio is not available")
 
@@ -793,6 +833,7 @@ class CardView(View):
             playback_url=audio.playback_url if audio and audio.status == "available" else None,
             voice=card.voice.display_name if card.voice else None,
             scores=card_scores(card),
+            flagged=_flagged(card),
             retries=card.retry_count,
             reason=audio.reason if audio else None,
         )
@@ -806,6 +847,16 @@ def card_scores(card: DataCard) -> dict[str, float | str]:
         else clean_text(v.status, 50)
         for v in card.validations
     }
+
+
+def _flagged(card: DataCard) -> dict[str, list[str]] | None:
+    """The words each validator failed the take on (critical segments; minor ones are notes)."""
+    flagged = {
+        clean_text(v.kind, 50): [clean_text(seg.text, MAX_NAME_CHARS) for seg in critical]
+        for v in card.validations
+        if (critical := [seg for seg in v.segments if seg.severity == "critical"])
+    }
+    return flagged or None
 
 
 class DataRowView(View):

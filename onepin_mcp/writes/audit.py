@@ -34,7 +34,7 @@ import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Final
 
@@ -77,6 +77,8 @@ class AuditEntry:
     tool: str
     workflow_id: str | None = None
     run_id: str | None = None
+    # Pronunciation dictionary entries a write created, changed or deleted.
+    entry_ids: list[str] = field(default_factory=list)
     outcome: str | None = None
     request_id: str | None = None
     confirmed: bool | None = None
@@ -122,6 +124,7 @@ def record_fields(entry: AuditEntry, duration_ms: int, *, secret: str = "") -> d
         "outcome": entry.outcome or "ok",
         "workflow_id": _safe(entry.workflow_id, secret),
         "run_id": _safe(entry.run_id, secret),
+        "entry_ids": [_safe(i, secret) for i in entry.entry_ids] or None,
         "request_id": _safe(entry.request_id, secret),
         "confirmed": entry.confirmed,
         "duration_ms": duration_ms,
@@ -201,5 +204,7 @@ def _logfmt(value: Any) -> str:
         return "-"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list):
+        value = ",".join(str(item) for item in value)
     text = str(value)
     return text if _BARE.fullmatch(text) else json.dumps(text, ensure_ascii=True)

@@ -67,17 +67,51 @@ def _credits(estimate: Estimate) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Cap:
+    """The credit cap that applies to one start, and whose it is."""
+
+    credits: int
+    per_call: bool
+
+    @property
+    def named(self) -> str:
+        if self.per_call:
+            return f"this call's max_credits of {self.credits}"
+        return (
+            f"this server's cap of {self.credits} credits per run (the "
+            "ONEPIN_MCP_MAX_RUN_CREDITS setting, or --max-run-credits)"
+        )
+
+    @property
+    def advice(self) -> str:
+        if self.per_call:
+            return "a higher max_credits allows it, if the user agrees to the cost."
+        return "the cap itself is the server operator's setting."
+
+
+def _cap(server: int | None, ceiling: int | None) -> Cap | None:
+    """The lower of the server's cap and the call's ceiling; the server's wins a tie, since a
+    caller can't raise it."""
+    if ceiling is not None and (server is None or ceiling < server):
+        return Cap(ceiling, per_call=True)
+    return None if server is None else Cap(server, per_call=False)
+
+
 async def check_budget(
     client: OnePinClient,
     policy: WritePolicy,
     workflow_id: str,
     script_text: str | None,
     source_language: str | None,
+    ceiling: int | None = None,
 ) -> Estimate | None:
     """Preview the run (free) and refuse it before anything billable is sent when it may cost
-    more than the cap or the balance can't cover it. Returns the estimate, or None when the
-    preview got no answer and no cap is set (it is then advisory: OnePin checks the balance)."""
-    cap = policy.max_run_credits
+    more than the cap or the balance can't cover it. The cap is the lower of the server's
+    (`WritePolicy.max_run_credits`) and this call's `ceiling`. Returns the estimate, or None
+    when the preview got no answer and no cap applies (it is then advisory: OnePin checks the
+    balance)."""
+    cap = _cap(policy.max_run_credits, ceiling)
     try:
         estimate = await client.preview_run(
             workflow_id, script_text=script_text, source_language=source_language
@@ -90,18 +124,16 @@ async def check_budget(
             return None
         # Fail closed: with a cap set, a run whose cost can't be checked is not started.
         raise WriteRefused(
-            f"Not started: the cost of a run could not be checked against this server's cap of "
-            f"{cap} credits per run (ONEPIN_MCP_MAX_RUN_CREDITS) because the preview got no "
-            f"usable answer ({type(error).__name__}). Nothing billable was sent, so no run was "
-            "started; start_run can be called again once OnePin answers."
+            f"Not started: the cost of a run could not be checked against {cap.named} because "
+            f"the preview got no usable answer ({type(error).__name__}). Nothing billable was "
+            "sent, so no run was started; start_run can be called again once OnePin answers."
         ) from error
-    if cap is not None and estimate.max_credits > cap:
+    if cap is not None and estimate.max_credits > cap.credits:
         raise WriteRefused(
             f"Not started: a run of workflow {workflow_id} is estimated at "
-            f"{_credits(estimate)}, and its maximum is above this server's cap of {cap} credits "
-            f"per run (the ONEPIN_MCP_MAX_RUN_CREDITS setting, or --max-run-credits). Nothing "
-            "was sent to start it. A shorter script_text costs less (preview_run shows the cost "
-            "per node); the cap itself is the server operator's setting."
+            f"{_credits(estimate)}, and its maximum is above {cap.named}. Nothing was sent to "
+            f"start it. A shorter script_text costs less (preview_run shows the cost per node); "
+            f"{cap.advice}"
         )
     if not estimate.can_run:
         raise WriteRefused(

@@ -150,9 +150,9 @@ async def test_a_failed_release_notes_run_shows_the_failed_step_and_its_reason(
             await expect(failed.locator(".reason")).to_contain_text(
                 "'kubectl', 'Kubernetes' mispronounced"
             )
-            # The other five steps completed, and are not marked as failures.
-            await expect(frame.locator("#steps li:not(.failed)")).to_have_count(5)
-            assert await _progress(frame, "nodes") == [4, 5]
+            # The other six steps completed, and are not marked as failures.
+            await expect(frame.locator("#steps li:not(.failed)")).to_have_count(6)
+            assert await _progress(frame, "nodes") == [5, 6]
             await expect(frame.locator("#error")).to_contain_text("Pronunciation check")
             await expect(frame.locator("#validators")).to_contain_text("Pronunciation check")
             await _screenshot(page, request)

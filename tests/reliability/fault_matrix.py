@@ -142,6 +142,8 @@ def _run_path(workflow_id: str, run_id: str, rest: str = "") -> str:
 
 TARGETS: Final = (
     Target("list_workflows", "list_workflows", "read", "GET", "/api/v1/workflows", ""),
+    Target("list_dictionary", "list_dictionary", "read", "GET", "/api/v1/dictionary", ""),
+    Target("get_usage", "get_usage", "read", "GET", "/api/v1/usage/by-language", ""),
     Target(
         "get_run_status",
         "get_run_status",
@@ -376,7 +378,8 @@ _INTRO: Final = """\
 ## Fault matrix
 
 Every fault the sandbox can inject (`Sandbox.faults`, README "Control API"), against
-representative reads (`list_workflows`, `get_run_status`, `get_run_steps`), the run snapshot
+representative reads (`list_workflows`, `list_dictionary`, `get_usage`, `get_run_status`,
+`get_run_steps`), the run snapshot
 resource, `wait_for_run` and both write tools (`start_run`, `cancel_run`), through an MCP client
 connected to the real server. Each fault is injected once or twice (`times` 1 or 2: transient,
 then the API answers normally) and until cleared (persistent). The server's per-attempt timeout is

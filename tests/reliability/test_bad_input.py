@@ -59,6 +59,10 @@ ROUTES = [
         rf"{RUN}/(status|cancel|pause|resume|steps|overview|analysis|data|outputs|download)",
         rf"{RUN}/nodes/(?P<node_id>[^/]+)/download",
         rf"{RUN}/audio/(?P<audio_id>[0-9a-f]{{16}})/url",
+        r"/api/v1/dictionary",
+        r"/api/v1/dictionary/(search|languages|suggest-pronunciation)",
+        rf"/api/v1/dictionary/(?P<entry_id>{UUID})",
+        r"/api/v1/usage/(summary|by-language)",
     )
 ]
 
@@ -171,6 +175,8 @@ def valid_values(name: str, schema: dict[str, Any]) -> st.SearchStrategy[Any]:
                 options.append(st.sampled_from(SEEDED_RUNS))
             elif name == "audio_id":
                 options.append(st.just("0123456789abcdef"))
+            elif name == "entry_id":
+                options.append(st.sampled_from([seed.DICT_ONEPIN_ID, seed.DICT_NORTHWIND_ID]))
             elif name in ("source_language", "language"):
                 options.append(st.sampled_from(["en-us", "ko-kr"]))
             else:
@@ -250,13 +256,14 @@ def check_error(tool: Tool, arguments: dict[str, Any], result: CallToolResult) -
     assert not unsafe_characters(text), text[:300]  # hostile input is not echoed raw
 
 
-def check_requests(arguments: dict[str, Any], paths: list[str]) -> None:
+def check_requests(arguments: dict[str, Any], paths: list[str], created: set[str]) -> None:
     for path in paths:
         match = next((m for route in ROUTES if (m := route.fullmatch(path))), None)
         assert match is not None, f"request off the API's routes: {path!r}"
-        # The ids in the path are the ones the agent gave, each in its own segment.
+        # The ids in the path are the ones the agent gave, each in its own segment; or a
+        # workflow this very call created (duplicate_workflow then renames its copy).
         for name, segment in match.groupdict().items():
-            if segment is None:
+            if segment is None or (name == "workflow_id" and segment in created):
                 continue
             given_id = arguments.get(name)
             assert isinstance(given_id, str), (name, path)
@@ -276,6 +283,10 @@ class Harness:
     tools: list[Tool]
     examples: dict[str, int] = field(default_factory=dict)
     errors: int = 0
+    seeded: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.seeded = set(self.sandbox.store.workflows)
 
     def call(self, tool: Tool, arguments: dict[str, Any]) -> None:
         result, paths = self.send(tool, arguments)
@@ -283,7 +294,7 @@ class Harness:
         if result.is_error:
             self.errors += 1
             check_error(tool, arguments, result)
-        check_requests(arguments, paths)
+        check_requests(arguments, paths, self.created())
 
     def send(self, tool: Tool, arguments: dict[str, Any]) -> tuple[CallToolResult, list[str]]:
         """Call the tool on the seeded world; the paths of the requests it made."""
@@ -292,6 +303,10 @@ class Harness:
         start = len(self.sandbox.requests)
         result = self.portal.call(self.client.call_tool, tool.name, arguments)
         return result, [record.path for record in self.sandbox.requests[start:]]
+
+    def created(self) -> set[str]:
+        """The workflows that exist now but not in the seed: made by the last call."""
+        return set(self.sandbox.store.workflows) - self.seeded
 
     def still_answers(self) -> None:
         result = self.portal.call(self.client.call_tool, "get_account", {})
@@ -369,7 +384,7 @@ def test_ids_with_path_characters_are_refused_or_kept_in_their_segment() -> None
             for name in ("workflow_id", "run_id", "node_id", "audio_id"):
                 arguments = {**base, name: attack}
                 result, paths = h.send(tool, arguments)
-                check_requests(arguments, paths)
+                check_requests(arguments, paths, set())
                 if name != "node_id" or set(attack) & set("/\\?#%") or attack in ("", ".", ".."):
                     assert result.is_error, (name, attack)
                     check_error(tool, arguments, result)

@@ -139,9 +139,17 @@ async def world(anyio_backend: str) -> AsyncIterator[World]:
         yield World(sandbox, client, api)
 
 
+# The reads that take no workflow: their arguments.
+_WORKSPACE_READS: dict[str, dict[str, Any]] = {
+    "list_workflows": {},
+    "list_dictionary": {"language": "en-us"},
+    "get_usage": {"days": 30, "by": "language"},
+}
+
+
 def _arguments(target: Target, run_id: str | None) -> dict[str, Any]:
-    if target.kind == "read" and target.key == "list_workflows":
-        return {}
+    if target.kind == "read" and target.key in _WORKSPACE_READS:
+        return dict(_WORKSPACE_READS[target.key])
     arguments: dict[str, Any] = {"workflow_id": target.workflow_id}
     if run_id is not None:
         arguments["run_id"] = run_id
@@ -290,10 +298,15 @@ def _assert_normal_answer(target: Target, data: dict[str, Any]) -> None:
     """A retried call answers as if nothing had happened."""
     if target.key == "list_workflows":
         assert len(data["items"]) == data["total"] > 0
+    elif target.key == "list_dictionary":
+        assert {entry["word"] for entry in data["entries"]} == {"Northwind", "OnePin"}
+    elif target.key == "get_usage":
+        assert data["credits"] > 0
+        assert data["rows"]
     elif target.key == "get_run_status":
         assert (data["run_number"], data["status"]) == (2, "completed")
     elif target.key == "get_run_steps":
-        assert data["counts"] == {"completed": 5, "failed": 1}
+        assert data["counts"] == {"completed": 6, "failed": 1}
     elif target.kind == "wait":
         assert data["done"] is True
         assert data["status"] == "completed"

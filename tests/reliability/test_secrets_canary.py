@@ -273,7 +273,7 @@ async def drive_every_tool(
     await call("get_download_url", workflow_id=W, run_id=seed.RUN_COMPLETED_ID)
     await call("preview_run", workflow_id=W)
 
-    run = await call("start_run", workflow_id=W)
+    run = await call("start_run", workflow_id=W, max_credits=1000)
     advance(60)
     waited = await call("wait_for_run", workflow_id=W, run_id=run["id"], timeout_s=30)
     assert waited["done"] is True, waited
@@ -286,13 +286,23 @@ async def drive_every_tool(
 
     created = await call("create_workflow", name="Canary check")
     await call("update_workflow", workflow_id=created["id"], description="checked for leaks")
+    await call("update_workflow", workflow_id=W, script_text="One line.", source_language="en-us")
     copy = await call("duplicate_workflow", workflow_id=created["id"])
+    await call("duplicate_workflow", workflow_id=W, name="Canary copy", script_text="Two words.")
     await call("validate_workflow", definition=definition)
+    await call("validate_workflow", workflow_id=W)
     await call("delete_workflow", workflow_id=copy["id"])
     await call("list_workflow_uploads", workflow_id=L)
     await call("list_node_types")
     await call("list_voices")
     await call("list_templates")
+    await call("list_dictionary", search="kube")
+    await call("suggest_pronunciation", word="kubectl", language="ja-jp")
+    added = await call("add_dictionary_entries", language="ja-jp", entries=[{"word": "kubectl"}])
+    entry = added["added"][0]["id"]
+    await call("update_dictionary_entry", entry_id=entry, pronunciation="KOOB-control")
+    await call("delete_dictionary_entry", entry_id=entry)
+    await call("get_usage", days=30, by="language")
 
     # A tool added later is still called: its ids from the seed, or the test says what to add.
     for name in sorted(set(schemas) - called):

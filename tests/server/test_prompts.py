@@ -33,10 +33,10 @@ def assert_called_in_order(text: str, *tools: str) -> None:
     assert positions == sorted(positions), f"tools out of order: {tools}"
 
 
-async def test_the_three_prompts_are_listed_with_their_arguments(mcp_client: Client) -> None:
+async def test_the_four_prompts_are_listed_with_their_arguments(mcp_client: Client) -> None:
     listed = await mcp_client.list_prompts()
     prompts = {p.name: p for p in listed.prompts}
-    assert list(prompts) == ["run_workflow", "diagnose_run", "workflow_health"]
+    assert list(prompts) == ["run_workflow", "diagnose_run", "fix_run", "workflow_health"]
     arguments = {
         name: {a.name: a.required for a in prompt.arguments or []}
         for name, prompt in prompts.items()
@@ -44,6 +44,7 @@ async def test_the_three_prompts_are_listed_with_their_arguments(mcp_client: Cli
     assert arguments == {
         "run_workflow": {"workflow_id": True, "script_text": False},
         "diagnose_run": {"workflow_id": True, "run_id": True},
+        "fix_run": {"workflow_id": True, "run_id": False},
         "workflow_health": {"workflow_id": True},
     }
     for prompt in prompts.values():
@@ -108,6 +109,36 @@ async def test_diagnose_run_checks_status_then_failed_steps_then_validators(
     assert 'view="overview"' in text
 
 
+async def test_fix_run_reads_every_rejected_take_fixes_checks_prices_reruns_once_and_compares(
+    mcp_client: Client,
+) -> None:
+    text = await render(
+        mcp_client, "fix_run", {"workflow_id": seed.WORKFLOW_FAILS_ID, "run_id": seed.RUN_FAILED_ID}
+    )
+    assert f'workflow_id="{seed.WORKFLOW_FAILS_ID}", run_id="{seed.RUN_FAILED_ID}"' in text
+    assert_called_in_order(
+        text,
+        "get_run_steps",
+        "suggest_pronunciation",
+        "add_dictionary_entries",
+        "update_workflow",
+        "validate_workflow",
+        "preview_run",
+        "start_run",
+        "wait_for_run",
+        "Compare",
+    )
+    assert "every rejected take" in text
+    assert "counted from 0" in text
+    assert "once" in text
+
+
+async def test_fix_run_without_a_run_id_starts_from_the_latest_run(mcp_client: Client) -> None:
+    text = await render(mcp_client, "fix_run", {"workflow_id": seed.WORKFLOW_FAILS_ID})
+    assert_called_in_order(text, "list_runs", "get_run_steps")
+    assert "limit=1" in text
+
+
 async def test_workflow_health_summarizes_then_lists_failures_then_diagnoses_the_latest(
     mcp_client: Client,
 ) -> None:
@@ -134,6 +165,8 @@ _CALL = re.compile(r"\b([a-z]+(?:_[a-z]+)+) with (.*?)(?=[:;\n]|\b[a-z]+(?:_[a-z
         ("run_workflow", {"workflow_id": seed.WORKFLOW_COMPLETES_ID, "script_text": "Hi."}),
         ("run_workflow", {"workflow_id": "Product tour"}),
         ("diagnose_run", {"workflow_id": seed.WORKFLOW_FAILS_ID, "run_id": seed.RUN_FAILED_ID}),
+        ("fix_run", {"workflow_id": seed.WORKFLOW_FAILS_ID, "run_id": seed.RUN_FAILED_ID}),
+        ("fix_run", {"workflow_id": "Release notes"}),
         ("workflow_health", {"workflow_id": seed.WORKFLOW_FAILS_ID}),
     ],
 )

@@ -428,6 +428,84 @@ async def test_with_a_cap_a_start_whose_cost_cannot_be_checked_is_not_sent(
     assert posts_to(sandbox, RUNS_PATH) == 0
 
 
+async def test_a_per_call_max_credits_refuses_a_run_that_may_cost_more_before_anything_is_sent(
+    make_server: ServerFactory, mode: str, sandbox: Sandbox
+) -> None:
+    async with Client(make_server(), mode=mode) as client:
+        with anyio.fail_after(REAL_BOUND_S):
+            refused = await client.call_tool("start_run", {"workflow_id": LONG, "max_credits": 213})
+            allowed = structured(
+                await client.call_tool("start_run", {"workflow_id": LONG, "max_credits": 214})
+            )
+
+    text = error_text(refused)
+    assert "this call's max_credits of 213" in text
+    assert "min 64, expected 70, max 214 credits" in text
+    assert "a higher max_credits allows it" in text
+    assert "ONEPIN_MCP_MAX_RUN_CREDITS" not in text
+    assert allowed["max_credits"] == 214
+    assert posts_to(sandbox, f"/api/v1/workflows/{LONG}/runs") == 1
+
+
+@pytest.mark.parametrize(
+    ("server_cap", "per_call", "named"),
+    [
+        (100, 500, "this server's cap of 100 credits"),  # a caller can't raise the server's cap
+        (500, 100, "this call's max_credits of 100"),
+        (100, 100, "this server's cap of 100 credits"),
+    ],
+)
+async def test_the_lower_of_the_server_cap_and_the_call_max_credits_applies(
+    make_server: ServerFactory,
+    mode: str,
+    sandbox: Sandbox,
+    server_cap: int,
+    per_call: int,
+    named: str,
+) -> None:
+    policy = WritePolicy(max_run_credits=server_cap)
+    async with Client(make_server(policy=policy), mode=mode) as client:
+        with anyio.fail_after(REAL_BOUND_S):
+            result = await client.call_tool(
+                "start_run", {"workflow_id": LONG, "max_credits": per_call}
+            )
+
+    assert named in error_text(result)
+    assert posts_to(sandbox, f"/api/v1/workflows/{LONG}/runs") == 0
+
+
+async def test_with_a_per_call_max_credits_a_start_whose_cost_cannot_be_checked_is_not_sent(
+    make_server: ServerFactory, mode: str, sandbox: Sandbox
+) -> None:
+    preview = {"method": "POST", "path": "/api/v1/workflows/*/runs/preview"}
+    sandbox.faults.add({**preview, "drop": "before", "times": None})
+
+    async with Client(make_server(), mode=mode) as client:
+        with anyio.fail_after(REAL_BOUND_S):
+            result = await client.call_tool(
+                "start_run", {"workflow_id": COMPLETES, "max_credits": 50}
+            )
+
+    text = error_text(result)
+    assert "could not be checked against this call's max_credits of 50" in text
+    assert posts_to(sandbox, RUNS_PATH) == 0
+
+
+@pytest.mark.parametrize("bad", [0, -5, 1.5, "ten"])
+async def test_start_run_refuses_a_max_credits_that_is_not_a_positive_whole_number(
+    make_server: ServerFactory, mode: str, sandbox: Sandbox, bad: object
+) -> None:
+    async with Client(make_server(), mode=mode) as client:
+        with anyio.fail_after(REAL_BOUND_S):
+            result = await client.call_tool(
+                "start_run", {"workflow_id": COMPLETES, "max_credits": bad}
+            )
+
+    assert result.is_error
+    assert "max_credits" in error_text(result)
+    assert posts_to(sandbox, RUNS_PATH) == 0
+
+
 # --- the short wait -----------------------------------------------------------------------------
 
 

@@ -176,7 +176,7 @@ async def test_get_run_status_reports_progress_timing_and_the_error(mcp_client: 
     assert done["completed_at"] is not None
 
     failed = structured(await mcp_client.call_tool("get_run_status", FAILED))
-    assert failed["progress"]["percent"] == 80  # 4 of 5 nodes finished before the failure
+    assert failed["progress"]["percent"] == 83  # 5 of 6 nodes finished before the failure
     assert "kubectl" in failed["error"]
     assert "Pronunciation check" in failed["error"]
 
@@ -281,7 +281,8 @@ async def test_get_run_gives_the_full_record_without_the_snapshot_by_default(
 async def test_get_run_adds_the_definition_snapshot_on_request(mcp_client: Client) -> None:
     run = structured(await mcp_client.call_tool("get_run", {**FAILED, "include_definition": True}))
     nodes = run["definition_snapshot"]["graph"]["nodes"]
-    assert [node["id"] for node in nodes] == ["src-1", "tr-1", "gen-1", "pron-1", "sink-1"]
+    ids = [node["id"] for node in nodes]
+    assert ids == ["src-1", "tr-1", "phon-1", "gen-1", "pron-1", "sink-1"]
     assert run["truncated"] is False
     assert "kubectl" in run["error"]
 

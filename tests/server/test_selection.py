@@ -71,12 +71,13 @@ async def test_the_default_toolsets_list_account_workflows_runs_and_run_control_
     assert not set(names) & set(names_in(("workflow_admin", "catalog")))
 
 
-async def test_all_toolsets_add_workflow_admin_and_catalog_after_the_defaults(
+async def test_all_toolsets_add_the_optional_toolsets_after_the_defaults(
     make_server: ServerFactory, mode: str
 ) -> None:
     names = [tool.name for tool in await listed(make_server, mode, toolsets=("all",))]
 
-    assert list(TOOLSETS) == [*DEFAULT_TOOLSETS, "workflow_admin", "catalog"]
+    optional = ["workflow_admin", "catalog", "dictionary", "usage"]
+    assert list(TOOLSETS) == [*DEFAULT_TOOLSETS, *optional]
     assert names == ALL_NAMES
     assert names[: len(names_in(DEFAULT_TOOLSETS))] == names_in(DEFAULT_TOOLSETS)
     assert {"create_workflow", "delete_workflow", "list_voices", "list_templates"} <= set(names)

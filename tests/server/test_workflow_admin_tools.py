@@ -38,6 +38,28 @@ def without_outputs(definition: dict[str, Any]) -> dict[str, Any]:
     return broken
 
 
+def script_config(definition: dict[str, Any]) -> dict[str, Any]:
+    [script] = [n for n in definition["graph"]["nodes"] if n["type"] == "source_script"]
+    config: dict[str, Any] = script["config"]
+    return config
+
+
+def without_script(definition: dict[str, Any]) -> dict[str, Any]:
+    """Everything but the script node's config: what a script edit must leave as it was."""
+    rest = copy.deepcopy(definition)
+    for node in rest["graph"]["nodes"]:
+        if node["type"] == "source_script":
+            node["config"] = None
+    return rest
+
+
+def writes_to(sandbox: Sandbox, method: str, path: str) -> int:
+    return sum(1 for r in sandbox.requests if r.method == method and r.path == path)
+
+
+NEW_SCRIPT = "Welcome to the spring tour.\nYour dashboard now has dark mode."
+
+
 # --- create_workflow ------------------------------------------------------------------------------
 
 
@@ -135,12 +157,72 @@ async def test_update_workflow_replaces_the_graph_and_clears_the_description_wit
     assert len(saved.definition.graph.nodes) == len(smaller["graph"]["nodes"])
 
 
+async def test_update_workflow_changes_only_the_script_of_a_saved_workflow(
+    mcp_client: Client, api: OnePinClient, sandbox: Sandbox
+) -> None:
+    original = (await api.get_workflow(COMPLETES)).definition.to_api()
+
+    updated = structured(
+        await mcp_client.call_tool(
+            "update_workflow",
+            {"workflow_id": COMPLETES, "script_text": NEW_SCRIPT, "source_language": "en-gb"},
+        )
+    )
+
+    saved = (await api.get_workflow(COMPLETES)).definition.to_api()
+    assert script_config(saved) == {"script_text": NEW_SCRIPT, "source_language": "en-gb"}
+    assert without_script(saved) == without_script(original)
+    assert updated["node_count"] == len(original["graph"]["nodes"])
+    assert writes_to(sandbox, "PATCH", f"/api/v1/workflows/{COMPLETES}") == 1
+
+
+async def test_update_workflow_with_a_language_alone_keeps_the_saved_script(
+    mcp_client: Client, api: OnePinClient
+) -> None:
+    before = script_config((await api.get_workflow(COMPLETES)).definition.to_api())
+
+    await mcp_client.call_tool(
+        "update_workflow", {"workflow_id": COMPLETES, "source_language": "en-au"}
+    )
+
+    after = script_config((await api.get_workflow(COMPLETES)).definition.to_api())
+    assert after == {**before, "source_language": "en-au"}
+
+
+async def test_update_workflow_refuses_a_script_and_a_definition_together_before_calling_onepin(
+    mcp_client: Client, sandbox: Sandbox, runnable: dict[str, Any]
+) -> None:
+    result = await mcp_client.call_tool(
+        "update_workflow",
+        {"workflow_id": COMPLETES, "script_text": NEW_SCRIPT, "definition": runnable},
+    )
+
+    assert "either script_text/source_language or a whole definition" in error_text(result)
+    assert writes_to(sandbox, "PATCH", f"/api/v1/workflows/{COMPLETES}") == 0
+    assert writes_to(sandbox, "GET", f"/api/v1/workflows/{COMPLETES}") == 1  # the fixture's
+
+
+async def test_a_script_edit_of_a_workflow_without_one_script_node_changes_nothing(
+    mcp_client: Client, api: OnePinClient, sandbox: Sandbox
+) -> None:
+    empty = await api.create_workflow(name="No nodes yet")
+
+    result = await mcp_client.call_tool(
+        "update_workflow", {"workflow_id": empty.id, "script_text": NEW_SCRIPT}
+    )
+
+    text = error_text(result)
+    assert "has 0 source_script nodes" in text
+    assert "nothing was changed" in text
+    assert writes_to(sandbox, "PATCH", f"/api/v1/workflows/{empty.id}") == 0
+
+
 async def test_update_workflow_with_nothing_to_change_is_refused_before_calling_onepin(
     mcp_client: Client, sandbox: Sandbox
 ) -> None:
     result = await mcp_client.call_tool("update_workflow", {"workflow_id": COMPLETES})
 
-    assert "Give at least one of name, description or definition" in error_text(result)
+    assert "Give at least one of name, description, script_text" in error_text(result)
     assert len(sandbox.requests) == 0
 
 
@@ -175,6 +257,62 @@ async def test_duplicate_workflow_makes_a_separate_copy(
     assert copy_saved.definition == source.definition
     await api.update_workflow(duplicated["id"], name="Changed copy")
     assert (await api.get_workflow(COMPLETES)).name == source.name
+
+
+async def test_duplicate_workflow_with_a_name_and_script_changes_only_the_copy(
+    mcp_client: Client, api: OnePinClient
+) -> None:
+    source = (await api.get_workflow(COMPLETES)).definition.to_api()
+
+    duplicated = structured(
+        await mcp_client.call_tool(
+            "duplicate_workflow",
+            {"workflow_id": COMPLETES, "name": "Spring tour", "script_text": NEW_SCRIPT},
+        )
+    )
+
+    copy_saved = await api.get_workflow(duplicated["id"])
+    assert duplicated["name"] == copy_saved.name == "Spring tour"
+    copied = copy_saved.definition.to_api()
+    assert script_config(copied)["script_text"] == NEW_SCRIPT
+    assert without_script(copied) == without_script(source)
+    assert (await api.get_workflow(COMPLETES)).definition.to_api() == source
+    assert "validate_workflow" in duplicated["next"]
+
+
+async def test_duplicate_workflow_with_a_script_refuses_a_workflow_without_one_script_node_first(
+    mcp_client: Client, api: OnePinClient
+) -> None:
+    empty = await api.create_workflow(name="No nodes yet")
+    before = (await api.list_workflows(limit=100)).total
+
+    result = await mcp_client.call_tool(
+        "duplicate_workflow", {"workflow_id": empty.id, "script_text": NEW_SCRIPT}
+    )
+
+    assert "has 0 source_script nodes" in error_text(result)
+    assert (await api.list_workflows(limit=100)).total == before
+
+
+async def test_a_copy_whose_rename_fails_is_named_with_advice_to_finish_it_not_to_copy_again(
+    mcp_client: Client, api: OnePinClient, sandbox: Sandbox
+) -> None:
+    before = (await api.list_workflows(limit=100)).total
+    sandbox.faults.add(
+        {"method": "PATCH", "path": "/api/v1/workflows/*", "status": 503, "times": None}
+    )
+
+    result = await mcp_client.call_tool(
+        "duplicate_workflow", {"workflow_id": COMPLETES, "name": "Spring tour"}
+    )
+
+    text = error_text(result)
+    listing = await api.list_workflows(limit=100)
+    assert listing.total == before + 1
+    [copy_made] = [w for w in listing.items if w.name.endswith("(Copy)")]
+    assert f"The copy was made (workflow {copy_made.id}" in text
+    assert f"update_workflow with workflow_id={copy_made.id}" in text
+    assert "do not copy again" in text
 
 
 async def test_duplicate_workflow_of_an_unknown_workflow_names_the_listing_tool(
@@ -212,6 +350,29 @@ async def test_validate_workflow_names_the_rule_a_definition_breaks_and_saves_no
     assert all(issue["message"] for issue in report["errors"])
     assert "fix each error" in report["next"]
     assert (await api.list_workflows()).total == before.total
+
+
+async def test_validate_workflow_checks_a_saved_workflow_by_id(
+    mcp_client: Client, api: OnePinClient, runnable: dict[str, Any]
+) -> None:
+    broken = await api.create_workflow(name="No outputs", definition=without_outputs(runnable))
+
+    good = structured(await mcp_client.call_tool("validate_workflow", {"workflow_id": COMPLETES}))
+    bad = structured(await mcp_client.call_tool("validate_workflow", {"workflow_id": broken.id}))
+
+    assert good["valid"] is True
+    assert bad["valid"] is False
+    assert "output_required" in [issue["rule"] for issue in bad["errors"]]
+
+
+@pytest.mark.parametrize("arguments", [{}, {"workflow_id": COMPLETES, "definition": {}}])
+async def test_validate_workflow_wants_exactly_one_of_a_workflow_id_and_a_definition(
+    mcp_client: Client, sandbox: Sandbox, arguments: dict[str, Any]
+) -> None:
+    result = await mcp_client.call_tool("validate_workflow", arguments)
+
+    assert "Give workflow_id (a saved workflow) or definition" in error_text(result)
+    assert len(sandbox.requests) == 0
 
 
 async def test_validate_workflow_refuses_a_definition_that_is_not_an_object(

@@ -348,8 +348,9 @@ async def test_get_workflow_definition_is_the_stored_graph(mcp_client: Client) -
     assert "nodes" not in workflow
     assert workflow["truncated"] is False
     graph = workflow["definition"]["graph"]
-    assert [node["id"] for node in graph["nodes"]] == ["src-1", "tr-1", "gen-1", "pron-1", "sink-1"]
-    pron = graph["nodes"][3]
+    ids = [node["id"] for node in graph["nodes"]]
+    assert ids == ["src-1", "tr-1", "phon-1", "gen-1", "pron-1", "sink-1"]
+    pron = graph["nodes"][4]
     assert pron["config"] == {"threshold": 85, "max_retries": 1}
     fail_edge = next(edge for edge in graph["edges"] if edge["sourcePort"] == "fail")
     assert (fail_edge["source"], fail_edge["target"]) == ("pron-1", "gen-1")
