@@ -62,9 +62,10 @@ print(json.dumps({
 """
 
 
-def start_and_report(tmp_path: Path) -> dict[str, Any]:
+def report_of(script: str, tmp_path: Path) -> dict[str, Any]:
+    """What `script`, run in a fresh interpreter on this tree, prints as JSON."""
     done = subprocess.run(
-        [sys.executable, "-c", START_THEN_REPORT],
+        [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         timeout=120,
@@ -74,6 +75,10 @@ def start_and_report(tmp_path: Path) -> dict[str, Any]:
     )
     report: dict[str, Any] = json.loads(done.stdout)
     return report
+
+
+def start_and_report(tmp_path: Path) -> dict[str, Any]:
+    return report_of(START_THEN_REPORT, tmp_path)
 
 
 def test_a_start_lists_its_tools_without_building_any_view_or_the_unicode_table(
@@ -118,16 +123,7 @@ print(json.dumps({"collecting": gc.isenabled(), "frozen": gc.get_freeze_count()}
 
 
 def test_a_start_imports_without_collecting_then_freezes_what_it_imported(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", MAIN_THEN_REPORT],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "PYTHONPATH": str(REPO)},
-        check=True,
-    )
-    report = json.loads(done.stdout)
+    report = report_of(MAIN_THEN_REPORT, tmp_path)
     assert report["collecting"] is True
     # The SDK's and the package's objects, out of every later collection.
     assert report["frozen"] > 100_000
