@@ -178,8 +178,7 @@ def serve_http(
     keep_session_ids_out_of_logs()
     # Last before serving (and before workers fork): everything built so far lives as long as
     # the process, so no collection needs to walk it again.
-    frozen = freeze_startup_heap()
-    logger.debug("%d objects built at start left out of garbage collection", frozen)
+    freeze_startup_heap()
     url = url_of(sock, mcp_path(options))
     workers = f"; {options.workers} worker processes" if options.workers > 1 else ""
     # Written, not logged: the URL is the command's user interface and must show at any log

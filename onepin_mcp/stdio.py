@@ -35,6 +35,7 @@ from pydantic import ValidationError
 
 from onepin_mcp.api.errors import redact
 from onepin_mcp.sdk import ContextSendStream, claim_stdin, lowlevel_server
+from onepin_mcp.serving import freeze_startup_heap
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +165,7 @@ async def serve_stdio(server: MCPServer[Any]) -> None:
         async with stdio_server(stdin=cast("anyio.AsyncFile[str]", lines)) as (read, write):
             lines.answer_through(write)
             lowlevel = lowlevel_server(server)
+            freeze_startup_heap()  # everything built so far lives as long as the process
             await lowlevel.run(read, write, lowlevel.create_initialization_options())
     finally:
         if release is not None:

@@ -1,4 +1,5 @@
-"""What an HTTP server builds at start is left out of garbage collection while it serves.
+"""What a server builds at start is left out of garbage collection while it serves, over HTTP
+and over stdio.
 
 A full collection walks every object the collector tracks; the ~110,000 a server builds before
 its first request (modules, tools, schemas, the app) live as long as the process, so walking
@@ -14,11 +15,13 @@ import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
+from mcp import Client
 
 from onepin_mcp.serving import freeze_startup_heap
-from tests.transports.served import start_server, stop_server
+from tests.transports.served import start_server, stdio_params, stop_server
 
 FROZEN = re.compile(r"(\d+) objects built at start left out of garbage collection")
 # Far below what a server holds at start (about 110,000), far above what a freeze of nothing
@@ -85,3 +88,17 @@ def test_a_server_freezes_its_start_up_heap_before_it_announces_its_url(tmp_path
         httpx.get(f"{served.base}/healthz", timeout=30).raise_for_status()
     finally:
         assert stop_server(served) == 0
+
+
+@pytest.mark.anyio
+async def test_a_stdio_server_freezes_its_start_up_heap_before_it_serves(tmp_path: Path) -> None:
+    stderr = tmp_path / "stderr.txt"
+    params = stdio_params(tmp_path, "--sandbox", "--log-level", "debug", stderr_to=stderr)
+    with anyio.fail_after(60):
+        async with Client(params) as client:
+            tools = (await client.list_tools()).tools
+
+    assert tools
+    found = FROZEN.search(stderr.read_text())
+    assert found is not None, stderr.read_text()
+    assert int(found.group(1)) >= MIN_FROZEN_AT_START
