@@ -55,6 +55,7 @@ from onepin_mcp.selection import ToolSelection
 from onepin_mcp.server import OnePinServer, create_server
 from onepin_mcp.state import WritePolicy
 from tests.support.sandbox_process import ServedSandbox, start_sandbox, stop_sandbox
+from tests.support.tool_tour import tour_every_tool
 from tests.transports.served import (
     REPO,
     Served,
@@ -250,59 +251,7 @@ async def drive_every_tool(
         called.add(tool)
         return result.structured_content or {}
 
-    def choices(name: str, argument: str) -> list[str]:
-        return list(schemas[name]["properties"][argument]["enum"])
-
-    await call("get_account")
-    await call("list_workflows")
-    for view in choices("get_workflow", "view"):
-        await call("get_workflow", workflow_id=W, view=view)
-    definition = (await call("get_workflow", workflow_id=W, view="definition"))["definition"]
-    await call("list_runs", workflow_id=W)
-    await call("get_run_status", workflow_id=W, run_id=seed.RUN_COMPLETED_ID)
-    await call("get_run", workflow_id=W, run_id=seed.RUN_COMPLETED_ID, include_definition=True)
-    await call("get_run_steps", workflow_id=F, run_id=seed.RUN_FAILED_ID)
-    for view in choices("get_run_results", "view"):
-        await call("get_run_results", workflow_id=W, run_id=seed.RUN_COMPLETED_ID, view=view)
-    data = await call("get_run_data", workflow_id=W, run_id=seed.RUN_COMPLETED_ID)
-    clip = data["rows"][0]["cards"][0]["audio_id"]
-    await call("get_audio_clip", workflow_id=W, run_id=seed.RUN_COMPLETED_ID, audio_id=clip)
-    failed = await call("get_run_data", workflow_id=F, run_id=seed.RUN_FAILED_ID)
-    failed_clip = failed["rows"][0]["cards"][0]["audio_id"]
-    await call("get_runs_summary", workflow_id=W)
-    await call("get_download_url", workflow_id=W, run_id=seed.RUN_COMPLETED_ID)
-    await call("preview_run", workflow_id=W)
-
-    run = await call("start_run", workflow_id=W, max_credits=1000)
-    advance(60)
-    waited = await call("wait_for_run", workflow_id=W, run_id=run["id"], timeout_s=30)
-    assert waited["done"] is True, waited
-    long_run = await call("start_run", workflow_id=L)
-    advance(5)
-    await call("pause_run", workflow_id=L, run_id=long_run["id"])
-    advance(120)  # a pause takes effect at the next step boundary
-    await call("resume_run", workflow_id=L, run_id=long_run["id"])
-    await call("cancel_run", workflow_id=L, run_id=long_run["id"])
-
-    created = await call("create_workflow", name="Canary check")
-    await call("update_workflow", workflow_id=created["id"], description="checked for leaks")
-    await call("update_workflow", workflow_id=W, script_text="One line.", source_language="en-us")
-    copy = await call("duplicate_workflow", workflow_id=created["id"])
-    await call("duplicate_workflow", workflow_id=W, name="Canary copy", script_text="Two words.")
-    await call("validate_workflow", definition=definition)
-    await call("validate_workflow", workflow_id=W)
-    await call("delete_workflow", workflow_id=copy["id"])
-    await call("list_workflow_uploads", workflow_id=L)
-    await call("list_node_types")
-    await call("list_voices")
-    await call("list_templates")
-    await call("list_dictionary", search="kube")
-    await call("suggest_pronunciation", word="kubectl", language="ja-jp")
-    added = await call("add_dictionary_entries", language="ja-jp", entries=[{"word": "kubectl"}])
-    entry = added["added"][0]["id"]
-    await call("update_dictionary_entry", entry_id=entry, pronunciation="KOOB-control")
-    await call("delete_dictionary_entry", entry_id=entry)
-    await call("get_usage", days=30, by="language")
+    failed_clip = await tour_every_tool(call, advance)
 
     # A tool added later is still called: its ids from the seed, or the test says what to add.
     for name in sorted(set(schemas) - called):
