@@ -19,7 +19,6 @@ from pydantic import Field
 
 from onepin_mcp.api.client import UNSET, Unset
 from onepin_mcp.api.errors import OnePinError
-from onepin_mcp.api.models import Workflow
 from onepin_mcp.failures import explain
 from onepin_mcp.params import (
     Limit,
@@ -83,16 +82,15 @@ _SCRIPT_AND_DEFINITION: Final = (
 
 async def _edited_definition(
     ctx: Context[AppState, Any],
-    workflow: Workflow | str,
+    workflow_id: str,
     script_text: str | None,
     source_language: str | None,
 ) -> dict[str, Any] | Unset:
-    """The workflow's saved definition with its script changed, read first when given by id;
-    UNSET when neither is given. A workflow without one script node is a ToolError."""
+    """The workflow's saved definition, read now, with its script changed; UNSET (and nothing
+    read) when neither is given. A workflow without one script node is a ToolError."""
     if script_text is None and source_language is None:
         return UNSET
-    if isinstance(workflow, str):
-        workflow = await onepin(ctx).get_workflow(workflow)
+    workflow = await onepin(ctx).get_workflow(workflow_id)
     try:
         edited = with_script(workflow.definition, workflow.id, script_text, source_language)
     except ScriptNotEditable as error:
@@ -193,11 +191,7 @@ async def duplicate_workflow(
     ):
         # The script is checked on the original first, so a workflow without one script node
         # is refused before a copy exists.
-        script = script_text is not None or source_language is not None
-        original = await client.get_workflow(workflow_id) if script else None
-        definition = await _edited_definition(
-            ctx, original or workflow_id, script_text, source_language
-        )
+        definition = await _edited_definition(ctx, workflow_id, script_text, source_language)
         copy = await client.duplicate_workflow(workflow_id)
         if name is not None or not isinstance(definition, Unset):
             try:
